@@ -1,0 +1,18 @@
+//! The data contracts between the pipeline's stages.
+//!
+//! - [`otlp`]: the OTLP messages ingest decodes, from protobuf or OTLP JSON;
+//! - [`point`]: the one normalized [`point::Point`] every input becomes;
+//! - [`normalize`]: OTLP → points;
+//! - [`archive`]: the versioned, gzip-compressed batch format ingest writes to R2
+//!   and rollup reads back;
+//! - [`aggregate`]: the mergeable per-bucket aggregate (count, sum, min, max and
+//!   an HdrHistogram) rollup stores in D1 and dashboard-api reads.
+//!
+//! Everything here is plain data and pure functions: no bindings, no HTTP.
+
+pub mod aggregate;
+pub mod archive;
+pub mod decode;
+pub mod normalize;
+pub mod otlp;
+pub mod point;

@@ -1,0 +1,136 @@
+//! The normalized point: what every OTLP data point, span, log record and
+//! beacon becomes, and what travels from ingest through the queue and the R2
+//! archive to the rollup.
+//!
+//! Points are prost messages so that a queue message is just an encoded
+//! [`Batch`], and an archive can be built by concatenating queue messages
+//! without decoding them (repeated protobuf fields concatenate).
+
+/// The points of one ingest request, all of one tenant.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Batch {
+    #[prost(string, tag = "1")]
+    pub tenant: String,
+    #[prost(message, repeated, tag = "2")]
+    pub points: Vec<Point>,
+    /// Unique per ingest request, so that a batch delivered twice can be
+    /// recognised however the queue regroups it.
+    #[prost(string, tag = "3")]
+    pub batch_id: String,
+}
+
+/// One observation of one series at one time.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Point {
+    /// The OpenTelemetry metric name, dots and all (`http.server.duration`).
+    #[prost(string, tag = "1")]
+    pub metric: String,
+    /// Sorted by key, keys unique.
+    #[prost(message, repeated, tag = "2")]
+    pub labels: Vec<Label>,
+    /// UCUM unit as the sender gave it (`ms`, `s`, `By`, `1`, or empty).
+    #[prost(string, tag = "3")]
+    pub unit: String,
+    #[prost(fixed64, tag = "4")]
+    pub time_unix_nano: u64,
+    #[prost(oneof = "Value", tags = "5, 6, 7")]
+    pub value: Option<Value>,
+}
+
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, prost::Message)]
+pub struct Label {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Value {
+    /// One sample of a gauge.
+    #[prost(double, tag = "5")]
+    Gauge(f64),
+    /// The increase of a counter over the point's interval.
+    #[prost(message, tag = "6")]
+    Counter(Counter),
+    /// A batch of samples of a distribution (latencies, sizes).
+    #[prost(message, tag = "7")]
+    Distribution(Distribution),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Counter {
+    /// The increase since the previous point of the series (delta temporality).
+    #[prost(double, tag = "1")]
+    pub delta: f64,
+    #[prost(bool, tag = "2")]
+    pub monotonic: bool,
+}
+
+/// Samples as (value, count) pairs: exact values for spans and beacons, one
+/// representative value per bucket for OTLP histograms.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Distribution {
+    /// Number of samples, which may exceed the sum of `counts` when the sender
+    /// gave a count without buckets.
+    #[prost(uint64, tag = "1")]
+    pub count: u64,
+    #[prost(double, tag = "2")]
+    pub sum: f64,
+    #[prost(double, optional, tag = "3")]
+    pub min: Option<f64>,
+    #[prost(double, optional, tag = "4")]
+    pub max: Option<f64>,
+    #[prost(double, repeated, tag = "5")]
+    pub values: Vec<f64>,
+    #[prost(uint64, repeated, tag = "6")]
+    pub counts: Vec<u64>,
+}
+
+impl Point {
+    /// The series' kind as the catalog stores it.
+    pub fn kind(&self) -> Kind {
+        match self.value {
+            Some(Value::Counter(_)) => Kind::Counter,
+            Some(Value::Distribution(_)) => Kind::Distribution,
+            Some(Value::Gauge(_)) | None => Kind::Gauge,
+        }
+    }
+}
+
+/// What a series measures, which decides how dashboard-api exposes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Distribution,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Distribution => "distribution",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "gauge" => Some(Kind::Gauge),
+            "counter" => Some(Kind::Counter),
+            "distribution" => Some(Kind::Distribution),
+            _ => None,
+        }
+    }
+}
+
+/// Labels as canonical JSON (an object with sorted keys): the series key the
+/// catalog stores and dashboard-api matches on.
+pub fn labels_json(labels: &[Label]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = labels
+        .iter()
+        .map(|l| (l.key.clone(), serde_json::Value::String(l.value.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
