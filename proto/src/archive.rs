@@ -101,6 +101,11 @@ pub fn key(unix_ms: u64, message_ids: &[&str]) -> String {
     format!("{KEY_PREFIX}{unix_ms:013}-{h:016x}.pb.gz")
 }
 
+/// The write time (unix ms) encoded in an archive key.
+pub fn key_time_ms(key: &str) -> Option<u64> {
+    key.strip_prefix(KEY_PREFIX)?.get(..13)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +173,7 @@ mod tests {
         assert_eq!(k2, key(1_700_000_000_000, &["x"]));
         assert_ne!(k2, key(1_700_000_000_000, &["y"]));
         assert!(k2.starts_with("archives/1700000000000-"));
+        assert_eq!(key_time_ms(&k2), Some(1_700_000_000_000));
+        assert_eq!(key_time_ms("other/123"), None);
     }
 }

@@ -13,6 +13,8 @@
 pub mod aggregate;
 pub mod archive;
 pub mod decode;
+pub mod keys;
+pub mod names;
 pub mod normalize;
 pub mod otlp;
 pub mod point;

@@ -1,1 +1,43 @@
+//! The rollup Worker: on a cron, reads new R2 archives exactly once and
+//! merges their points into per-series aggregates in D1 at 1-minute, 1-hour
+//! and 1-day resolution.
+//!
+//! This file is glue; the work is in [`run`], the logic in [`accumulate`],
+//! [`plan`] and [`cursor`].
 
+pub mod accumulate;
+pub mod cursor;
+pub mod error;
+pub mod plan;
+pub mod run;
+mod store;
+
+use worker::{event, Context, Env, Method, Request, Response, ScheduleContext, ScheduledEvent};
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    match run::run(&env).await {
+        Ok(r) => worker::console_log!(
+            "rollup: applied {} archives ({} points) of {} listed, {} errors",
+            r.archives,
+            r.points,
+            r.listed,
+            r.errors.len()
+        ),
+        Err(e) => worker::console_error!("rollup failed: {e}"),
+    }
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    match (req.method(), req.path().as_str()) {
+        (Method::Get, "/") => Response::from_json(&serde_json::json!({
+            "service": "rollup", "status": "ok", "version": env!("CARGO_PKG_VERSION"),
+        })),
+        (Method::Get, "/status") => match run::last_report(&env).await {
+            Ok(last) => Response::from_json(&serde_json::json!({ "last_run": last })),
+            Err(e) => Response::error(format!("status unavailable: {e}"), 503),
+        },
+        _ => Response::error("not found: the rollup Worker serves GET / and GET /status", 404),
+    }
+}

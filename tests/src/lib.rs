@@ -1,1 +1,148 @@
+//! Helpers for the end-to-end tests: where the stack runs, plain HTTP calls
+//! as a client would make them, and unique names so tests sharing one stack
+//! keep apart.
+//!
+//! The stack is started once by `cargo xtask test`, which passes its URLs in
+//! `E2E_*` variables; run the suite through that command.
 
+use anyhow::{bail, Context, Result};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use xtask::stack::{DEV_INGEST_KEY, DEV_READ_KEY};
+pub use xtask::test::{OTHER_INGEST_KEY, OTHER_READ_KEY};
+
+/// URLs of the running stack.
+pub struct Stack {
+    pub ingest: String,
+    pub rollup: String,
+    pub dashboard: String,
+}
+
+/// The stack `cargo xtask test` started. Fails loudly, never skips, when the
+/// suite is run some other way.
+pub fn stack() -> Stack {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the end-to-end tests with `cargo xtask test`"))
+    };
+    Stack { ingest: var("E2E_INGEST_URL"), rollup: var("E2E_ROLLUP_URL"), dashboard: var("E2E_DASHBOARD_URL") }
+}
+
+/// A response, whatever its status.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build()
+}
+
+fn reply(result: Result<ureq::Response, ureq::Error>) -> Result<Reply> {
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e).context("request failed"),
+    };
+    let status = resp.status();
+    let content_type = resp.header("content-type").unwrap_or("").to_owned();
+    let headers = resp.headers_names().into_iter().map(|n| {
+        let v = resp.header(&n).unwrap_or("").to_owned();
+        (n, v)
+    }).collect();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)?;
+    Ok(Reply { status, content_type, headers, body })
+}
+
+/// `POST url` with the given headers and body.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply> {
+    let mut req = agent().post(url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    reply(req.send_bytes(body))
+}
+
+/// `GET url` with the given headers.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Result<Reply> {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    reply(req.call())
+}
+
+/// Runs one rollup, as the cron would.
+pub fn run_rollup(stack: &Stack) -> Result<()> {
+    let r = get(&format!("{}/__scheduled?cron=*+*+*+*+*", stack.rollup), &[])?;
+    if r.status != 200 {
+        bail!("rollup run answered {}: {}", r.status, r.text());
+    }
+    Ok(())
+}
+
+/// Runs the rollup until `check` returns `Some`, or fails after `timeout`.
+/// The queue consumer writes archives about a second after ingest, so the
+/// first runs may find nothing yet.
+pub fn rollup_until<T>(stack: &Stack, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        run_rollup(stack)?;
+        if let Some(v) = check()? {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("condition not met within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A metric name no other test (or earlier run on the same state) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}.{}{}{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), nanos % 1_000_000)
+}
+
+/// Now, in unix nanoseconds.
+pub fn now_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An instant query against dashboard-api with the dev read key.
+pub fn instant_query(stack: &Stack, query: &str, time_s: f64) -> Result<Reply> {
+    get(
+        &format!("{}/api/v1/query?query={}&time={time_s}", stack.dashboard, encode(query)),
+        &[("authorization", &format!("Bearer {DEV_READ_KEY}"))],
+    )
+}

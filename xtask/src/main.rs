@@ -1,1 +1,51 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's automation, in Rust.
+
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+const HELP: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  dev      install missing tools, build the three Workers, apply migrations and
+           run the whole stack locally (ingest :8787, rollup :8788, dashboard-api :8789)
+             --state DIR   local state folder (default .wrangler/state)
+  test     run every test: unit tests, then the end-to-end suite against a fresh local stack
+  deploy   publish the three Workers and apply D1 migrations remotely
+             --dry-run     bundle each Worker and report sizes; publish nothing
+";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match command.as_str() {
+        "dev" => {
+            let mut state = None;
+            let mut it = rest.into_iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--state" => state = Some(PathBuf::from(it.next().ok_or_else(|| anyhow::anyhow!("--state needs a folder"))?)),
+                    other => bail!("unknown option {other:?} for dev\n\n{HELP}"),
+                }
+            }
+            xtask::dev::run(state)
+        }
+        "test" => {
+            if let Some(other) = rest.first() {
+                bail!("unknown option {other:?} for test\n\n{HELP}");
+            }
+            xtask::test::run()
+        }
+        "deploy" => match rest.first().map(String::as_str) {
+            None => xtask::deploy::publish(),
+            Some("--dry-run") => xtask::deploy::dry_run().map(|_| ()),
+            Some(other) => bail!("unknown option {other:?} for deploy\n\n{HELP}"),
+        },
+        "" | "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n\n{HELP}"),
+    }
+}

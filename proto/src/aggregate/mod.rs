@@ -23,6 +23,10 @@
 //! as integers (p99 of 1..=100 is 99, not 99.007) while the error stays within
 //! the bucket's width.
 
+mod row;
+
+pub use row::Row;
+
 use crate::point::{Point, Value};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;

@@ -115,7 +115,7 @@ fn opt_base64_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec
 
 /// Standard or URL-safe base64, padding optional. Small enough to keep here
 /// rather than pull a crate into every Worker for one rarely used field.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;

@@ -11,3 +11,4 @@ pub mod common;
 pub mod json;
 pub mod metrics;
 pub mod resource;
+pub mod status;

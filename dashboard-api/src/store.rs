@@ -1,0 +1,81 @@
+//! dashboard-api's D1 reads. Every query is scoped to the tenant of the read
+//! key; every value is a bound parameter.
+
+use crate::error::ApiError;
+use crate::query::select::Selection;
+use crate::query::series::{labels_from_json, SeriesData, RESOLUTION_S};
+use proto::aggregate::{Aggregate, Row};
+use proto::point::Kind;
+use serde::Deserialize;
+use std::collections::HashMap;
+use worker::wasm_bindgen::JsValue;
+use worker::D1Database;
+
+const MAX_PARAMS: usize = 100;
+
+fn unavailable(e: worker::Error) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
+/// The tenant's series selected by `sel`, with their 1-minute aggregates
+/// overlapping (from_s, to_s].
+pub async fn fetch(db: &D1Database, tenant: &str, sel: &Selection, from_s: f64, to_s: f64) -> Result<Vec<SeriesData>, ApiError> {
+    #[derive(Deserialize)]
+    struct SeriesRow {
+        id: f64,
+        labels: String,
+        kind: String,
+    }
+    let rows = db
+        .prepare("SELECT id, labels, kind FROM series WHERE tenant = ?1 AND prom_name = ?2")
+        .bind(&[tenant.into(), sel.name.as_str().into()])
+        .map_err(unavailable)?
+        .all()
+        .await
+        .map_err(unavailable)?
+        .results::<SeriesRow>()
+        .map_err(unavailable)?;
+    let mut series: Vec<(i64, SeriesData)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let labels = labels_from_json(&r.labels);
+            let kind = Kind::parse(&r.kind)?;
+            sel.matches(&labels).then(|| (r.id as i64, SeriesData { prom_name: sel.name.clone(), labels, kind, buckets: Vec::new() }))
+        })
+        .collect();
+    if series.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    #[derive(Deserialize)]
+    struct AggRow {
+        series_id: f64,
+        bucket_start: f64,
+        #[serde(flatten)]
+        row: Row,
+    }
+    let first_bucket = (from_s.floor() as i64) - RESOLUTION_S;
+    let mut statements = Vec::new();
+    for chunk in series.chunks(MAX_PARAMS - 3) {
+        let sql = format!(
+            "SELECT series_id, bucket_start, count, sum, min, max, last, last_time_ms, samples FROM aggregates \
+             WHERE resolution = ?1 AND bucket_start > ?2 AND bucket_start <= ?3 AND series_id IN ({}) \
+             ORDER BY bucket_start",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut params: Vec<JsValue> =
+            vec![JsValue::from_f64(RESOLUTION_S as f64), JsValue::from_f64(first_bucket as f64), JsValue::from_f64(to_s.floor())];
+        params.extend(chunk.iter().map(|(id, _)| JsValue::from_f64(*id as f64)));
+        statements.push(db.prepare(sql).bind(&params).map_err(unavailable)?);
+    }
+    let index: HashMap<i64, usize> = series.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    for result in db.batch(statements).await.map_err(unavailable)? {
+        for r in result.results::<AggRow>().map_err(unavailable)? {
+            let agg = Aggregate::from_row(&r.row).map_err(|e| ApiError::Execution(e.to_string()))?;
+            if let Some(&i) = index.get(&(r.series_id as i64)) {
+                series[i].1.buckets.push((r.bucket_start as i64, agg));
+            }
+        }
+    }
+    Ok(series.into_iter().map(|(_, s)| s).collect())
+}

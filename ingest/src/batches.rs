@@ -1,0 +1,99 @@
+//! Points → queue messages: encoded [`Batch`]es small enough for a Queue
+//! message (128 KB), which the consumer concatenates into an archive.
+
+use prost::Message;
+use proto::point::{Batch, Point};
+
+/// A queue message may hold 128 KB; stay clear of it.
+pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
+
+/// Encoded messages, plus the points too large for any message.
+#[derive(Debug, Default)]
+pub struct Split {
+    pub messages: Vec<Vec<u8>>,
+    pub oversized: usize,
+}
+
+/// Splits `points` into encoded batches of at most `max_bytes`. Each batch's
+/// id is `<request_id>-<n>`, unique per message.
+pub fn split(tenant: &str, request_id: &str, points: Vec<Point>, max_bytes: usize) -> Split {
+    let mut out = Split::default();
+    let mut current: Vec<Point> = Vec::new();
+    let header = tenant.len() + request_id.len() + 32;
+    let mut size = header;
+    let flush = |points: &mut Vec<Point>, out: &mut Split| {
+        if !points.is_empty() {
+            let batch = Batch {
+                tenant: tenant.to_owned(),
+                batch_id: format!("{request_id}-{}", out.messages.len()),
+                points: std::mem::take(points),
+            };
+            out.messages.push(batch.encode_to_vec());
+        }
+    };
+    for p in points {
+        // Tag, length prefix and the point itself.
+        let len = p.encoded_len() + 1 + prost::length_delimiter_len(p.encoded_len());
+        if header + len > max_bytes {
+            out.oversized += 1;
+            continue;
+        }
+        if size + len > max_bytes {
+            flush(&mut current, &mut out);
+            size = header;
+        }
+        size += len;
+        current.push(p);
+    }
+    flush(&mut current, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::point::{Label, Value};
+
+    fn points(n: usize, label_len: usize) -> Vec<Point> {
+        (0..n)
+            .map(|i| Point {
+                metric: "m".into(),
+                labels: vec![Label { key: "k".into(), value: "x".repeat(label_len) }],
+                time_unix_nano: i as u64,
+                value: Some(Value::Gauge(i as f64)),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_point_lands_in_exactly_one_message_under_the_limit() {
+        let split = split("t", "req", points(5000, 100), MAX_MESSAGE_BYTES);
+        assert!(split.messages.len() > 1);
+        let mut seen = Vec::new();
+        for (i, m) in split.messages.iter().enumerate() {
+            assert!(m.len() <= MAX_MESSAGE_BYTES, "message {i} is {} bytes", m.len());
+            let b = Batch::decode(m.as_slice()).unwrap();
+            assert_eq!(b.tenant, "t");
+            assert_eq!(b.batch_id, format!("req-{i}"));
+            seen.extend(b.points.iter().map(|p| p.time_unix_nano));
+        }
+        assert_eq!(seen, (0..5000).collect::<Vec<u64>>());
+        assert_eq!(split.oversized, 0);
+    }
+
+    #[test]
+    fn points_larger_than_a_message_are_counted_not_sent() {
+        let mut ps = points(2, 10);
+        ps.extend(points(1, 200_000));
+        let split = split("t", "r", ps, MAX_MESSAGE_BYTES);
+        assert_eq!(split.oversized, 1);
+        assert_eq!(split.messages.len(), 1);
+        assert_eq!(Batch::decode(split.messages[0].as_slice()).unwrap().points.len(), 2);
+    }
+
+    #[test]
+    fn no_points_no_messages() {
+        assert!(split("t", "r", Vec::new(), MAX_MESSAGE_BYTES).messages.is_empty());
+    }
+}

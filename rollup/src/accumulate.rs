@@ -1,0 +1,98 @@
+//! Points → aggregates per series, resolution and bucket: the rollup's
+//! functional core.
+
+use proto::aggregate::Aggregate;
+use proto::point::{labels_json, Batch, Kind};
+use std::collections::BTreeMap;
+
+/// Bucket widths in seconds: 1 minute, 1 hour, 1 day. Every point updates
+/// one bucket of each, so coarser buckets are exact merges of finer ones.
+pub const RESOLUTIONS: [u32; 3] = [60, 3600, 86_400];
+
+/// A series' identity and catalog attributes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub tenant: String,
+    pub metric: String,
+    /// Canonical JSON (see [`proto::point::labels_json`]).
+    pub labels: String,
+    pub kind: Kind,
+    pub unit: String,
+}
+
+/// Where an aggregate row lives, given its series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot {
+    pub resolution: u32,
+    /// Unix seconds, a multiple of `resolution`.
+    pub bucket_start: i64,
+}
+
+/// Aggregates built from archives, not yet merged with what D1 holds.
+#[derive(Debug, Default)]
+pub struct Accumulator {
+    pub series: BTreeMap<SeriesKey, BTreeMap<Slot, Aggregate>>,
+    pub points: u64,
+}
+
+impl Accumulator {
+    pub fn add_batch(&mut self, batch: &Batch) {
+        for p in &batch.points {
+            let key = SeriesKey {
+                tenant: batch.tenant.clone(),
+                metric: p.metric.clone(),
+                labels: labels_json(&p.labels),
+                kind: p.kind(),
+                unit: p.unit.clone(),
+            };
+            let unit = key.unit.clone();
+            let with_samples = key.kind != Kind::Counter;
+            let slots = self.series.entry(key).or_default();
+            let seconds = (p.time_unix_nano / 1_000_000_000) as i64;
+            for resolution in RESOLUTIONS {
+                let slot = Slot { resolution, bucket_start: seconds - seconds.rem_euclid(i64::from(resolution)) };
+                slots.entry(slot).or_insert_with(|| Aggregate::empty(with_samples, &unit)).add_point(p);
+            }
+            self.points += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::point::{Label, Point, Value};
+
+    fn batch(points: Vec<(f64, u64)>) -> Batch {
+        Batch {
+            tenant: "t".into(),
+            batch_id: "b".into(),
+            points: points
+                .into_iter()
+                .map(|(v, secs)| Point {
+                    metric: "m".into(),
+                    labels: vec![Label { key: "k".into(), value: "v".into() }],
+                    unit: "ms".into(),
+                    time_unix_nano: secs * 1_000_000_000,
+                    value: Some(Value::Gauge(v)),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_point_updates_one_bucket_per_resolution() {
+        let mut acc = Accumulator::default();
+        // 10:00:30, 10:01:10 and 11:00:00 on one day.
+        let day = 1_700_006_400; // a multiple of 86400
+        acc.add_batch(&batch(vec![(1.0, day + 36_030), (2.0, day + 36_070), (3.0, day + 39_600)]));
+        assert_eq!(acc.points, 3);
+        let (key, slots) = acc.series.iter().next().unwrap();
+        assert_eq!(key.labels, r#"{"k":"v"}"#);
+        let counts: Vec<(u32, i64, u64)> = slots.iter().map(|(s, a)| (s.resolution, s.bucket_start - day as i64, a.count)).collect();
+        assert_eq!(
+            counts,
+            [(60, 36_000, 1), (60, 36_060, 1), (60, 39_600, 1), (3600, 36_000, 2), (3600, 39_600, 1), (86_400, 0, 3)]
+        );
+    }
+}

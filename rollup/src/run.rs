@@ -1,0 +1,113 @@
+//! One rollup run: list new archives, apply each exactly once, move the
+//! cursor, and record a report.
+
+use crate::accumulate::{Accumulator, Slot};
+use crate::error::{Context, RollupError};
+use crate::{cursor, plan, store};
+use serde::Serialize;
+use worker::{Bucket, D1Database, Env};
+
+/// Binding and var names, as in `wrangler.toml`.
+pub const DB: &str = "DB";
+pub const ARCHIVES: &str = "ARCHIVES";
+pub const MAX_ARCHIVES_PER_RUN: &str = "MAX_ARCHIVES_PER_RUN";
+const DEFAULT_MAX_ARCHIVES: u32 = 50;
+
+/// What a run did; the last one is kept in `rollup_state` for `GET /status`.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    /// Archives listed after the cursor.
+    pub listed: usize,
+    /// Archives applied by this run.
+    pub archives: u64,
+    /// Points those archives held.
+    pub points: u64,
+    /// Archives that failed and are left for the next run.
+    pub errors: Vec<String>,
+    pub cursor: Option<String>,
+}
+
+pub async fn run(env: &Env) -> Result<Report, RollupError> {
+    let db = env.d1(DB).during("D1 binding")?;
+    let bucket = env.bucket(ARCHIVES).during("R2 binding")?;
+    let max_archives = match env.var(MAX_ARCHIVES_PER_RUN) {
+        Ok(v) => v.to_string().parse::<u32>().map_err(|_| {
+            RollupError::Config(format!("{MAX_ARCHIVES_PER_RUN} must be a whole number, not {:?}", v.to_string()))
+        })?,
+        Err(_) => DEFAULT_MAX_ARCHIVES,
+    };
+    let now_ms = worker::Date::now().as_millis();
+    let mut report = Report { started_ms: now_ms, ..Default::default() };
+
+    let current = store::state(&db, "cursor").await?;
+    let mut list = bucket.list().prefix(proto::archive::KEY_PREFIX).limit(max_archives.clamp(1, 1000));
+    if let Some(c) = &current {
+        list = list.start_after(c.clone());
+    }
+    let keys: Vec<String> = list.execute().await.during("listing archives")?.objects().iter().map(|o| o.key()).collect();
+    report.listed = keys.len();
+
+    let mut processed = store::processed(&db, &keys).await?;
+    for key in &keys {
+        if processed.contains(key) {
+            continue;
+        }
+        match apply_archive(&db, &bucket, key, now_ms).await {
+            Ok(points) => {
+                report.archives += 1;
+                report.points += points;
+                processed.insert(key.clone());
+            }
+            Err(e) => report.errors.push(e.to_string()),
+        }
+    }
+
+    report.cursor = cursor::advance(current.clone(), &keys, &processed, now_ms);
+    report.finished_ms = worker::Date::now().as_millis();
+    let mut state = vec![store::set_state(&db, "last_run", &serde_json::to_string(&report).unwrap_or_default())?];
+    if report.cursor != current {
+        if let Some(c) = &report.cursor {
+            state.push(store::set_state(&db, "cursor", c)?);
+        }
+    }
+    db.batch(state).await.during("saving the run report")?;
+    Ok(report)
+}
+
+/// Reads one archive and applies it in one transaction; returns its points.
+async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64) -> Result<u64, RollupError> {
+    let object = bucket.get(key).execute().await.during("reading an archive")?;
+    // Listed a moment ago, so it exists unless deleted by hand since.
+    let Some(body) = object.as_ref().and_then(|o| o.body()) else {
+        return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive vanished".into() });
+    };
+    let bytes = body.bytes().await.during("reading an archive")?;
+    let archive = proto::archive::decode(&bytes).map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
+    let mut acc = Accumulator::default();
+    for batch in &archive.batches {
+        acc.add_batch(batch);
+    }
+    let series: Vec<_> = acc.series.keys().collect();
+    let ids = store::series_ids(db, &series).await?;
+    let places: Vec<(i64, Slot)> = acc
+        .series
+        .iter()
+        .flat_map(|(k, slots)| {
+            let id = ids.get(&plan::identity(k)).copied().unwrap_or_default();
+            slots.keys().map(move |s| (id, *s))
+        })
+        .collect();
+    let stored = store::stored(db, &places).await?;
+    let writes = plan::plan(&acc, &ids, &stored)?;
+    store::apply(db, &writes, key, acc.points, now_ms).await?;
+    Ok(acc.points)
+}
+
+/// The last run's report, as stored.
+pub async fn last_report(env: &Env) -> Result<Option<serde_json::Value>, RollupError> {
+    let db = env.d1(DB).during("D1 binding")?;
+    Ok(store::state(&db, "last_run").await?.and_then(|s| serde_json::from_str(&s).ok()))
+}
+

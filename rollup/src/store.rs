@@ -1,0 +1,230 @@
+//! The rollup's D1 statements. Every value is a bound parameter; integers are
+//! bound as JavaScript numbers (exact to 2^53), never as BigInt, which D1
+//! rejects.
+
+use crate::accumulate::{SeriesKey, Slot};
+use crate::error::{Context, RollupError};
+use crate::plan::{identity, Stored, Write};
+use proto::aggregate::Row;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use worker::wasm_bindgen::JsValue;
+use worker::{js_sys, D1Database, D1PreparedStatement};
+
+/// D1 allows 100 bound parameters per statement.
+const MAX_PARAMS: usize = 100;
+
+fn num(v: f64) -> JsValue {
+    JsValue::from_f64(v)
+}
+
+fn opt(v: Option<f64>) -> JsValue {
+    v.map_or(JsValue::NULL, JsValue::from_f64)
+}
+
+fn blob(b: Option<&[u8]>) -> JsValue {
+    b.map_or(JsValue::NULL, |b| js_sys::Uint8Array::from(b).into())
+}
+
+fn prepare(db: &D1Database, sql: &str, params: &[JsValue]) -> Result<D1PreparedStatement, RollupError> {
+    db.prepare(sql).bind(params).during("binding a statement")
+}
+
+/// `?, ?, …` for `n` parameters, or `(?, ?, ?), …` for `n` tuples of `width`.
+fn placeholders(n: usize, width: usize) -> String {
+    let one = if width == 1 { "?".to_string() } else { format!("({})", vec!["?"; width].join(", ")) };
+    vec![one; n].join(", ")
+}
+
+/// A named value of `rollup_state`.
+pub async fn state(db: &D1Database, name: &str) -> Result<Option<String>, RollupError> {
+    prepare(db, "SELECT value FROM rollup_state WHERE name = ?1", &[name.into()])?
+        .first::<String>(Some("value"))
+        .await
+        .during("reading rollup state")
+}
+
+pub fn set_state(db: &D1Database, name: &str, value: &str) -> Result<D1PreparedStatement, RollupError> {
+    prepare(
+        db,
+        "INSERT INTO rollup_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        &[name.into(), value.into()],
+    )
+}
+
+/// Which of `keys` the ledger already holds.
+pub async fn processed(db: &D1Database, keys: &[String]) -> Result<HashSet<String>, RollupError> {
+    #[derive(Deserialize)]
+    struct K {
+        key: String,
+    }
+    let mut statements = Vec::new();
+    for chunk in keys.chunks(MAX_PARAMS) {
+        let sql = format!("SELECT key FROM processed_archives WHERE key IN ({})", placeholders(chunk.len(), 1));
+        let params: Vec<JsValue> = chunk.iter().map(|k| k.as_str().into()).collect();
+        statements.push(prepare(db, &sql, &params)?);
+    }
+    let mut out = HashSet::new();
+    if statements.is_empty() {
+        return Ok(out);
+    }
+    for result in db.batch(statements).await.during("reading the ledger")? {
+        out.extend(result.results::<K>().during("reading the ledger")?.into_iter().map(|k| k.key));
+    }
+    Ok(out)
+}
+
+/// Ids of the given series, creating catalog rows for new ones.
+pub async fn series_ids(
+    db: &D1Database,
+    keys: &[&SeriesKey],
+) -> Result<HashMap<(String, String, String), i64>, RollupError> {
+    #[derive(Deserialize)]
+    struct IdRow {
+        id: f64,
+        tenant: String,
+        metric: String,
+        labels: String,
+    }
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut inserts = Vec::new();
+    for k in keys {
+        inserts.push(prepare(
+            db,
+            "INSERT OR IGNORE INTO series (tenant, metric, prom_name, labels, kind, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[
+                k.tenant.as_str().into(),
+                k.metric.as_str().into(),
+                proto::names::prom_name(&k.metric).into(),
+                k.labels.as_str().into(),
+                k.kind.as_str().into(),
+                k.unit.as_str().into(),
+            ],
+        )?);
+    }
+    db.batch(inserts).await.during("creating series")?;
+    let mut selects = Vec::new();
+    for chunk in keys.chunks(MAX_PARAMS / 3) {
+        let sql = format!(
+            "SELECT id, tenant, metric, labels FROM series WHERE (tenant, metric, labels) IN (VALUES {})",
+            placeholders(chunk.len(), 3)
+        );
+        let params: Vec<JsValue> = chunk
+            .iter()
+            .flat_map(|k| [k.tenant.as_str().into(), k.metric.as_str().into(), k.labels.as_str().into()])
+            .collect();
+        selects.push(prepare(db, &sql, &params)?);
+    }
+    let mut ids = HashMap::new();
+    for result in db.batch(selects).await.during("reading series ids")? {
+        for r in result.results::<IdRow>().during("reading series ids")? {
+            ids.insert((r.tenant, r.metric, r.labels), r.id as i64);
+        }
+    }
+    for k in keys {
+        if !ids.contains_key(&identity(k)) {
+            return Err(RollupError::Conflict { key: k.metric.clone(), reason: "series row missing after insert".into() });
+        }
+    }
+    Ok(ids)
+}
+
+/// The stored rows at the given places.
+pub async fn stored(db: &D1Database, places: &[(i64, Slot)]) -> Result<HashMap<(i64, Slot), Stored>, RollupError> {
+    #[derive(Deserialize)]
+    struct AggRow {
+        series_id: f64,
+        resolution: f64,
+        bucket_start: f64,
+        version: f64,
+        #[serde(flatten)]
+        row: Row,
+    }
+    let mut selects = Vec::new();
+    for chunk in places.chunks(MAX_PARAMS / 3) {
+        let sql = format!(
+            "SELECT series_id, resolution, bucket_start, count, sum, min, max, last, last_time_ms, samples, version \
+             FROM aggregates WHERE (series_id, resolution, bucket_start) IN (VALUES {})",
+            placeholders(chunk.len(), 3)
+        );
+        let params: Vec<JsValue> = chunk
+            .iter()
+            .flat_map(|(id, s)| [num(*id as f64), num(f64::from(s.resolution)), num(s.bucket_start as f64)])
+            .collect();
+        selects.push(prepare(db, &sql, &params)?);
+    }
+    let mut out = HashMap::new();
+    if selects.is_empty() {
+        return Ok(out);
+    }
+    for result in db.batch(selects).await.during("reading aggregates")? {
+        for r in result.results::<AggRow>().during("reading aggregates")? {
+            let slot = Slot { resolution: r.resolution as u32, bucket_start: r.bucket_start as i64 };
+            out.insert((r.series_id as i64, slot), Stored { row: r.row, version: r.version as i64 });
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the writes and records the archive in the ledger, all in one
+/// transaction: either every row and the ledger entry change, or nothing does.
+pub async fn apply(
+    db: &D1Database,
+    writes: &[Write],
+    archive_key: &str,
+    points: u64,
+    now_ms: u64,
+) -> Result<(), RollupError> {
+    let mut statements = Vec::with_capacity(writes.len() + 1);
+    for w in writes {
+        statements.push(match w {
+            Write::Insert { series_id, slot, row } => prepare(
+                db,
+                "INSERT INTO aggregates (series_id, resolution, bucket_start, count, sum, min, max, last, last_time_ms, samples, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)",
+                &[
+                    num(*series_id as f64),
+                    num(f64::from(slot.resolution)),
+                    num(slot.bucket_start as f64),
+                    num(row.count),
+                    num(row.sum),
+                    opt(row.min),
+                    opt(row.max),
+                    num(row.last),
+                    num(row.last_time_ms),
+                    blob(row.samples.as_deref()),
+                ],
+            )?,
+            // A version other than the one read makes the CASE yield 0, which
+            // the CHECK (version >= 1) rejects: the batch rolls back.
+            Write::Update { series_id, slot, row, version } => prepare(
+                db,
+                "UPDATE aggregates SET count = ?4, sum = ?5, min = ?6, max = ?7, last = ?8, last_time_ms = ?9, samples = ?10, \
+                 version = CASE WHEN version = ?11 THEN version + 1 ELSE 0 END \
+                 WHERE series_id = ?1 AND resolution = ?2 AND bucket_start = ?3",
+                &[
+                    num(*series_id as f64),
+                    num(f64::from(slot.resolution)),
+                    num(slot.bucket_start as f64),
+                    num(row.count),
+                    num(row.sum),
+                    opt(row.min),
+                    opt(row.max),
+                    num(row.last),
+                    num(row.last_time_ms),
+                    blob(row.samples.as_deref()),
+                    num(*version as f64),
+                ],
+            )?,
+        });
+    }
+    statements.push(prepare(
+        db,
+        "INSERT INTO processed_archives (key, points, processed_ms) VALUES (?1, ?2, ?3)",
+        &[archive_key.into(), num(points as f64), num(now_ms as f64)],
+    )?);
+    db.batch(statements).await.map_err(|e| RollupError::Conflict { key: archive_key.to_owned(), reason: e.to_string() })?;
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The local stack: the three Workers under `wrangler dev` (the real workerd
+//! runtime with Miniflare's local D1, R2 and Queues), sharing one state folder.
+//!
+//! Each wrangler runs in its own process group, so that stopping the stack
+//! reaches the workerd processes it started too: nothing is left behind, even
+//! when a test fails or the stack is interrupted.
+
+use crate::workers::{Worker, ALL, DASHBOARD_API, INGEST, ROLLUP};
+use crate::{run, wrangler};
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set by SIGINT or SIGTERM once [`stop_on_signals`] is installed.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// From now on SIGINT (Ctrl-C) and SIGTERM ask the stack to stop instead of
+/// killing this process and orphaning the Workers.
+pub fn stop_on_signals() -> Result<()> {
+    ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst)).context("installing the signal handler")
+}
+
+/// Whether a stop signal has arrived.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The dev tenant's keys, documented in README.md.
+pub const DEV_TENANT: &str = "dev";
+pub const DEV_INGEST_KEY: &str = "dev-ingest-key";
+pub const DEV_READ_KEY: &str = "dev-read-key";
+
+/// The D1 database's name in wrangler.toml.
+pub const DATABASE: &str = "telemetry";
+
+/// Where a stack's output goes.
+#[derive(Clone, Debug)]
+pub enum Logs {
+    /// To this terminal, each line prefixed with the Worker's name.
+    Terminal,
+    /// To `<dir>/<worker>.log`.
+    Files(PathBuf),
+}
+
+/// How to run a stack.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub state: PathBuf,
+    /// Added to the Workers' standard ports (8787-8789).
+    pub port_offset: u16,
+    /// JSON objects mapping keys to tenants.
+    pub ingest_keys: String,
+    pub read_keys: String,
+    pub logs: Logs,
+}
+
+impl Options {
+    /// The dev tenant only, on the standard ports.
+    pub fn dev(state: PathBuf) -> Options {
+        Options {
+            state,
+            port_offset: 0,
+            ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}"}}"#),
+            read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}"}}"#),
+            logs: Logs::Terminal,
+        }
+    }
+}
+
+/// Base URLs of a running stack.
+#[derive(Clone, Debug)]
+pub struct Urls {
+    pub ingest: String,
+    pub rollup: String,
+    pub dashboard_api: String,
+}
+
+struct Process {
+    worker: Worker,
+    child: Child,
+    log: Option<PathBuf>,
+}
+
+/// A running stack; dropping it stops every process.
+pub struct Stack {
+    processes: Vec<Process>,
+    pub urls: Urls,
+}
+
+fn url(w: Worker, offset: u16) -> String {
+    format!("http://127.0.0.1:{}", w.port + offset)
+}
+
+/// Applies `migrations/` to the local D1 database in `state`.
+pub fn migrate(root: &Path, state: &Path) -> Result<()> {
+    run(wrangler(root)
+        .args(["d1", "migrations", "apply", DATABASE, "--local", "--env", ROLLUP.name, "--persist-to"])
+        .arg(state))
+    .context("applying D1 migrations")
+}
+
+impl Stack {
+    /// Starts the three Workers and waits until each answers `GET /`.
+    pub fn start(root: &Path, opts: &Options) -> Result<Stack> {
+        std::fs::create_dir_all(&opts.state)?;
+        let mut stack = Stack {
+            processes: Vec::new(),
+            urls: Urls {
+                ingest: url(INGEST, opts.port_offset),
+                rollup: url(ROLLUP, opts.port_offset),
+                dashboard_api: url(DASHBOARD_API, opts.port_offset),
+            },
+        };
+        for (i, w) in ALL.into_iter().enumerate() {
+            let mut cmd = wrangler(root);
+            cmd.args(["dev", "--env", w.name, "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
+                .args(["--port", &(w.port + opts.port_offset).to_string()])
+                // Distinct inspector ports: the default one would clash.
+                .args(["--inspector-port", &(9230 + opts.port_offset + i as u16).to_string()])
+                .arg("--persist-to")
+                .arg(&opts.state)
+                .stdin(Stdio::null())
+                // Its own process group, so a signal reaches workerd too.
+                .process_group(0);
+            match w.name {
+                "ingest" => {
+                    cmd.args(["--var", &format!("INGEST_KEYS:{}", opts.ingest_keys)]);
+                }
+                "rollup" => {
+                    cmd.arg("--test-scheduled");
+                }
+                _ => {
+                    cmd.args(["--var", &format!("READ_KEYS:{}", opts.read_keys)]);
+                }
+            }
+            let log = match &opts.logs {
+                Logs::Files(dir) => {
+                    std::fs::create_dir_all(dir)?;
+                    let path = dir.join(format!("{}.log", w.name));
+                    let file = File::create(&path)?;
+                    cmd.stdout(file.try_clone()?).stderr(file);
+                    Some(path)
+                }
+                Logs::Terminal => {
+                    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+                    None
+                }
+            };
+            let mut child = cmd.spawn().with_context(|| format!("starting wrangler dev for {}", w.name))?;
+            if log.is_none() {
+                prefix_lines(w.name, child.stdout.take());
+                prefix_lines(w.name, child.stderr.take());
+            }
+            stack.processes.push(Process { worker: w, child, log });
+        }
+        stack.wait_ready(Duration::from_secs(180))?;
+        Ok(stack)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+        let urls = [self.urls.ingest.clone(), self.urls.rollup.clone(), self.urls.dashboard_api.clone()];
+        for (i, url) in urls.iter().enumerate() {
+            loop {
+                if let Some(dead) = self.exited() {
+                    bail!("{dead} exited while starting{}", self.log_tail(i));
+                }
+                if stop_requested() {
+                    bail!("interrupted while starting");
+                }
+                if matches!(agent.get(&format!("{url}/")).call(), Ok(r) if r.status() == 200) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{} did not answer on {url} within {timeout:?}{}", self.processes[i].worker.name, self.log_tail(i));
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+        Ok(())
+    }
+
+    /// The name of a Worker whose process has exited, if any.
+    pub fn exited(&mut self) -> Option<&'static str> {
+        self.processes.iter_mut().find_map(|p| (!matches!(p.child.try_wait(), Ok(None))).then_some(p.worker.name))
+    }
+
+    /// The end of a Worker's log file, for error messages.
+    pub fn log_tail(&self, i: usize) -> String {
+        let Some(path) = self.processes.get(i).and_then(|p| p.log.as_ref()) else { return String::new() };
+        let mut text = String::new();
+        let _ = File::open(path).and_then(|mut f| f.read_to_string(&mut text));
+        let lines: Vec<&str> = text.lines().collect();
+        format!("\n--- last lines of {} ---\n{}", path.display(), lines[lines.len().saturating_sub(40)..].join("\n"))
+    }
+
+    /// Stops every process group: SIGTERM, then SIGKILL for what is left.
+    pub fn stop(&mut self) {
+        for p in self.processes.iter() {
+            signal_group(&p.child, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for p in &mut self.processes {
+            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // workerd may outlive wrangler; the group is killed either way.
+            signal_group(&p.child, libc::SIGKILL);
+            let _ = p.child.wait();
+        }
+        self.processes.clear();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn signal_group(child: &Child, sig: libc::c_int) {
+    // The child leads its own process group, whose id is its pid.
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-pid, sig);
+        }
+    }
+}
+
+fn prefix_lines(name: &'static str, stream: Option<impl Read + Send + 'static>) {
+    if let Some(stream) = stream {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("[{name}] {line}");
+            }
+        });
+    }
+}

@@ -1,0 +1,83 @@
+//! `cargo xtask test`: every test. Unit tests natively, then the end-to-end
+//! suite against one fresh local stack, which is always stopped afterwards.
+
+use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_TENANT};
+use crate::{root, step, tools, workers};
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A second tenant, for isolation tests.
+pub const OTHER_TENANT: &str = "other";
+pub const OTHER_INGEST_KEY: &str = "other-ingest-key";
+pub const OTHER_READ_KEY: &str = "other-read-key";
+
+/// The test stack listens 10000 above the dev ports, so a running
+/// `cargo xtask dev` does not get in the way.
+pub const PORT_OFFSET: u16 = 10_000;
+
+pub fn run() -> Result<()> {
+    let started = Instant::now();
+    let root = root();
+    let tools = tools::ensure(&root)?;
+
+    step("unit tests (native)");
+    crate::run(Command::new("cargo").args(["test", "--workspace", "--exclude", "e2e"]).current_dir(&root))?;
+
+    workers::build_all(&root, &tools)?;
+
+    let work = root.join("target/e2e");
+    let state = work.join("state");
+    if state.exists() {
+        std::fs::remove_dir_all(&state).with_context(|| format!("clearing {}", state.display()))?;
+    }
+    step("applying D1 migrations to a fresh state folder");
+    stack::migrate(&root, &state)?;
+    stack::stop_on_signals()?;
+    step("starting the stack for the end-to-end suite");
+    let opts = Options {
+        state: state.clone(),
+        port_offset: PORT_OFFSET,
+        ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}","{OTHER_INGEST_KEY}":"{OTHER_TENANT}"}}"#),
+        read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}","{OTHER_READ_KEY}":"{OTHER_TENANT}"}}"#),
+        logs: Logs::Files(work.join("logs")),
+    };
+    let mut stack = Stack::start(&root, &opts)?;
+
+    step("end-to-end tests");
+    let mut child = Command::new("cargo")
+        .args(["test", "--package", "e2e"])
+        .current_dir(&root)
+        .env("E2E_INGEST_URL", &stack.urls.ingest)
+        .env("E2E_ROLLUP_URL", &stack.urls.rollup)
+        .env("E2E_DASHBOARD_URL", &stack.urls.dashboard_api)
+        .env("E2E_STATE", &state)
+        .spawn()
+        .context("starting the end-to-end tests")?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if stack::stop_requested() {
+            let _ = child.kill();
+            let _ = child.wait();
+            stack.stop();
+            bail!("interrupted; the stack was stopped");
+        }
+        if let Some(dead) = stack.exited() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let i = crate::workers::ALL.iter().position(|w| w.name == dead).unwrap_or(0);
+            let tail = stack.log_tail(i);
+            stack.stop();
+            bail!("{dead} died during the end-to-end tests{tail}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    stack.stop();
+    if !status.success() {
+        bail!("end-to-end tests failed; the Workers' logs are in {}", work.join("logs").display());
+    }
+    eprintln!("all tests passed in {:.0?}", started.elapsed());
+    Ok(())
+}
