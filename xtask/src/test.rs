@@ -52,6 +52,8 @@ pub fn run() -> Result<()> {
         .env("E2E_ROLLUP_URL", &stack.urls.rollup)
         .env("E2E_DASHBOARD_URL", &stack.urls.dashboard_api)
         .env("E2E_STATE", &state)
+        // The dev-command test runs this very binary's `dev`.
+        .env("E2E_XTASK_BIN", std::env::current_exe()?)
         .spawn()
         .context("starting the end-to-end tests")?;
     let status = loop {
