@@ -55,7 +55,7 @@ impl Summary {
     fn of(p: &Point) -> Summary {
         let (count, sum, min, max) = match &p.value {
             Some(Value::Gauge(v)) => (1.0, *v, *v, *v),
-            Some(Value::Counter(c)) => (1.0, c.delta, c.delta, c.delta),
+            Some(Value::Counter(c)) => (1.0, c.value, c.value, c.value),
             Some(Value::Distribution(d)) => {
                 let lo = d.min.into_iter().chain(d.values.iter().copied()).fold(f64::INFINITY, f64::min);
                 let hi = d.max.into_iter().chain(d.values.iter().copied()).fold(f64::NEG_INFINITY, f64::max);
@@ -168,7 +168,7 @@ mod tests {
             point("a", "x", Value::Gauge(1.0)),
             point("a", "x", Value::Gauge(3.0)),
             point("a", "y", Value::Gauge(5.0)),
-            point("c", "x", Value::Counter(Counter { delta: 4.0, monotonic: true })),
+            point("c", "x", Value::Counter(Counter { value: 4.0, monotonic: true, ..Default::default() })),
             point("d", "x", Value::Distribution(Distribution { count: 3, sum: 9.0, values: vec![2.0, 4.0], counts: vec![1, 2], ..Default::default() })),
         ];
         let dps = data_points("t", &points);

@@ -2,7 +2,7 @@
 //! message (128 KB), which the consumer concatenates into an archive.
 
 use prost::Message;
-use proto::point::{Batch, Point};
+use proto::point::{Batch, Distribution, Point, Value};
 
 /// A queue message may hold 128 KB; stay clear of it.
 pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
@@ -31,7 +31,7 @@ pub fn split(tenant: &str, request_id: &str, points: Vec<Point>, max_bytes: usiz
             out.messages.push(batch.encode_to_vec());
         }
     };
-    for p in points {
+    for p in points.into_iter().flat_map(|p| fit(p, max_bytes.saturating_sub(header) / 2)) {
         // Tag, length prefix and the point itself.
         let len = p.encoded_len() + 1 + prost::length_delimiter_len(p.encoded_len());
         if header + len > max_bytes {
@@ -47,6 +47,37 @@ pub fn split(tenant: &str, request_id: &str, points: Vec<Point>, max_bytes: usiz
     }
     flush(&mut current, &mut out);
     out
+}
+
+/// Splits a distribution point with so many samples that it would not fit a
+/// message into several points of the same series and time, which merge back
+/// into exactly the original: the first part keeps the sum, the extremes and
+/// any count not covered by samples; the samples are shared out.
+fn fit(p: Point, budget: usize) -> Vec<Point> {
+    // 9 bytes of value and up to 11 of count per sample, plus a margin.
+    const BYTES_PER_SAMPLE: usize = 20;
+    let per_part = (budget / BYTES_PER_SAMPLE).max(1);
+    let Some(Value::Distribution(d)) = &p.value else { return vec![p] };
+    if d.values.len() <= per_part || p.encoded_len() <= budget {
+        return vec![p];
+    }
+    let covered: u64 = d.counts.iter().sum();
+    let mut parts = Vec::new();
+    for (i, (values, counts)) in d.values.chunks(per_part).zip(d.counts.chunks(per_part)).enumerate() {
+        let first = i == 0;
+        let part = Distribution {
+            count: counts.iter().sum::<u64>() + if first { d.count.saturating_sub(covered) } else { 0 },
+            sum: if first { d.sum } else { 0.0 },
+            min: if first { d.min } else { None },
+            max: if first { d.max } else { None },
+            values: values.to_vec(),
+            counts: counts.to_vec(),
+            cumulative: d.cumulative,
+            start_time_unix_nano: d.start_time_unix_nano,
+        };
+        parts.push(Point { value: Some(Value::Distribution(part)), ..p.clone() });
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -90,6 +121,37 @@ mod tests {
         assert_eq!(split.oversized, 1);
         assert_eq!(split.messages.len(), 1);
         assert_eq!(Batch::decode(split.messages[0].as_slice()).unwrap().points.len(), 2);
+    }
+
+    #[test]
+    fn a_distribution_too_large_for_one_message_is_shared_out_exactly() {
+        let n = 40_000;
+        let d = Distribution {
+            count: n as u64 + 5,
+            sum: 123.0,
+            min: Some(0.5),
+            max: Some(9e9),
+            values: (0..n).map(|i| i as f64 * 1.25).collect(),
+            counts: vec![1; n],
+            ..Default::default()
+        };
+        let p = Point { metric: "d".into(), time_unix_nano: 7, value: Some(Value::Distribution(d.clone())), ..Default::default() };
+        let split = split("t", "r", vec![p], MAX_MESSAGE_BYTES);
+        assert!(split.messages.len() > 1);
+        assert_eq!(split.oversized, 0);
+        let parts: Vec<Distribution> = split
+            .messages
+            .iter()
+            .flat_map(|m| Batch::decode(m.as_slice()).unwrap().points)
+            .map(|p| match p.value {
+                Some(Value::Distribution(d)) => d,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(parts.iter().map(|p| p.count).sum::<u64>(), d.count);
+        assert_eq!(parts.iter().map(|p| p.sum).sum::<f64>(), d.sum);
+        assert_eq!(parts.iter().flat_map(|p| p.values.clone()).collect::<Vec<_>>(), d.values);
+        assert_eq!((parts[0].min, parts[0].max), (d.min, d.max));
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub enum IngestError {
     #[error("missing or unknown ingest key: send 'Authorization: Bearer <ingest key>'")]
     Unauthorized,
     /// A path that is not an OTLP/HTTP endpoint.
-    #[error("no endpoint at {0}; OTLP/HTTP metrics go to POST /v1/metrics")]
+    #[error("no endpoint at {0}; OTLP/HTTP goes to POST /v1/metrics, /v1/traces or /v1/logs")]
     NotFound(String),
     /// A known endpoint asked with the wrong method.
     #[error("method {method} is not allowed on {path}; use POST")]

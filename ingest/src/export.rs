@@ -6,13 +6,33 @@ use crate::analytics::{self, DataPoint};
 use crate::batches::{self, MAX_MESSAGE_BYTES};
 use crate::body::Encoding;
 use crate::error::IngestError;
-use proto::otlp::metrics::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse};
-use proto::point::Point;
+use proto::normalize::Normalized;
+use proto::otlp::{logs, metrics, trace};
+
+/// The three OTLP signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Metrics,
+    Traces,
+    Logs,
+}
+
+impl Signal {
+    /// The signal an OTLP/HTTP path names.
+    pub fn from_path(path: &str) -> Option<Signal> {
+        match path {
+            "/v1/metrics" => Some(Signal::Metrics),
+            "/v1/traces" => Some(Signal::Traces),
+            "/v1/logs" => Some(Signal::Logs),
+            _ => None,
+        }
+    }
+}
 
 /// Who sent the request and when it arrived.
 pub struct Context<'a> {
     pub tenant: &'a str,
-    /// Unique per request; prefixes the queue messages' batch ids.
+    /// Unique per request body; prefixes the queue messages' batch ids.
     pub request_id: &'a str,
     pub now_unix_nano: u64,
 }
@@ -23,9 +43,9 @@ pub struct Accepted {
     /// Encoded batches for the queue.
     pub messages: Vec<Vec<u8>>,
     pub data_points: Vec<DataPoint>,
-    /// Points accepted (in `messages`).
-    pub accepted: usize,
-    /// Points rejected, reported in the response.
+    /// Points derived from the request and queued.
+    pub points: usize,
+    /// Data points, spans or log records rejected, as the response reports.
     pub rejected: u64,
     /// The `Export*ServiceResponse`, in the request's encoding.
     pub response: Vec<u8>,
@@ -43,121 +63,76 @@ pub fn request_id(tenant: &str, body: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-/// Decodes, normalizes and packages an OTLP metrics export.
-pub fn metrics(ctx: &Context, body: &[u8], encoding: Encoding) -> Result<Accepted, IngestError> {
-    let request = proto::decode::metrics(body, encoding)?;
-    let normalized = proto::normalize::metrics::normalize(&request, ctx.now_unix_nano);
-    let mut reasons = normalized.error_message();
-    Ok(package(ctx, normalized.points, normalized.rejected, &mut reasons, encoding))
+/// Decodes, normalizes and packages an OTLP export of `signal`.
+pub fn export(signal: Signal, ctx: &Context, body: &[u8], encoding: Encoding) -> Result<Accepted, IngestError> {
+    use proto::{decode, normalize};
+    let now = ctx.now_unix_nano;
+    let normalized = match signal {
+        Signal::Metrics => normalize::metrics::normalize(&decode::metrics(body, encoding)?, now),
+        Signal::Traces => normalize::traces::normalize(&decode::traces(body, encoding)?, now),
+        Signal::Logs => normalize::logs::normalize(&decode::logs(body, encoding)?, now),
+    };
+    Ok(package(signal, ctx, normalized, encoding))
 }
 
-fn package(ctx: &Context, points: Vec<Point>, rejected: u64, reasons: &mut String, encoding: Encoding) -> Accepted {
-    let data_points = analytics::data_points(ctx.tenant, &points);
-    let total = points.len();
-    let split = batches::split(ctx.tenant, ctx.request_id, points, MAX_MESSAGE_BYTES);
+fn package(signal: Signal, ctx: &Context, normalized: Normalized, encoding: Encoding) -> Accepted {
+    let mut message = normalized.error_message();
+    let data_points = analytics::data_points(ctx.tenant, &normalized.points);
+    let points = normalized.points.len();
+    let split = batches::split(ctx.tenant, ctx.request_id, normalized.points, MAX_MESSAGE_BYTES);
     if split.oversized > 0 {
-        if !reasons.is_empty() {
-            reasons.push_str("; ");
+        if !message.is_empty() {
+            message.push_str("; ");
         }
-        reasons.push_str(&format!("{} points larger than {MAX_MESSAGE_BYTES} bytes", split.oversized));
+        message.push_str(&format!("{} points larger than a queue message", split.oversized));
     }
-    let rejected = rejected + split.oversized as u64;
+    let rejected = normalized.rejected + split.oversized as u64;
     Accepted {
         messages: split.messages,
         data_points,
-        accepted: total - split.oversized,
+        points: points - split.oversized,
         rejected,
-        response: metrics_response(rejected, reasons, encoding),
+        response: response(signal, rejected, &message, encoding),
     }
 }
 
-/// `ExportMetricsServiceResponse`: empty when everything was accepted, with
-/// `partial_success` otherwise.
-fn metrics_response(rejected: u64, message: &str, encoding: Encoding) -> Vec<u8> {
-    let partial = (rejected > 0).then(|| ExportMetricsPartialSuccess {
-        rejected_data_points: rejected as i64,
-        error_message: message.to_owned(),
-    });
+/// `Export*ServiceResponse`: empty when everything was accepted without a
+/// warning, with `partial_success` otherwise. A warning alone (label values
+/// cut) is a `partial_success` with zero rejected, as the specification allows.
+fn response(signal: Signal, rejected: u64, message: &str, encoding: Encoding) -> Vec<u8> {
+    if rejected == 0 && message.is_empty() {
+        return match encoding {
+            Encoding::Protobuf => Vec::new(),
+            Encoding::Json => b"{}".to_vec(),
+        };
+    }
+    let n = rejected as i64;
+    let error_message = message.to_owned();
     match encoding {
-        Encoding::Protobuf => {
-            prost::Message::encode_to_vec(&ExportMetricsServiceResponse { partial_success: partial })
-        }
-        Encoding::Json => match partial {
+        Encoding::Protobuf => match signal {
+            Signal::Metrics => prost::Message::encode_to_vec(&metrics::ExportMetricsServiceResponse {
+                partial_success: Some(metrics::ExportMetricsPartialSuccess { rejected_data_points: n, error_message }),
+            }),
+            Signal::Traces => prost::Message::encode_to_vec(&trace::ExportTraceServiceResponse {
+                partial_success: Some(trace::ExportTracePartialSuccess { rejected_spans: n, error_message }),
+            }),
+            Signal::Logs => prost::Message::encode_to_vec(&logs::ExportLogsServiceResponse {
+                partial_success: Some(logs::ExportLogsPartialSuccess { rejected_log_records: n, error_message }),
+            }),
+        },
+        Encoding::Json => {
+            let field = match signal {
+                Signal::Metrics => "rejectedDataPoints",
+                Signal::Traces => "rejectedSpans",
+                Signal::Logs => "rejectedLogRecords",
+            };
             // int64 is a string in the protobuf JSON mapping.
-            Some(p) => serde_json::json!({ "partialSuccess": {
-                "rejectedDataPoints": p.rejected_data_points.to_string(),
-                "errorMessage": p.error_message,
-            }}),
-            None => serde_json::json!({}),
+            serde_json::json!({ "partialSuccess": { field: n.to_string(), "errorMessage": error_message } })
+                .to_string()
+                .into_bytes()
         }
-        .to_string()
-        .into_bytes(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message;
-    use proto::point::Batch;
-
-    const CTX: Context = Context { tenant: "dev", request_id: "r1", now_unix_nano: 1_800_000_000_000_000_000 };
-
-    #[test]
-    fn accepted_points_reach_the_queue_and_analytics() {
-        let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
-            {"name":"g","gauge":{"dataPoints":[{"asDouble":1},{"asDouble":2}]}}]}]}]}"#;
-        let a = metrics(&CTX, body, Encoding::Json).unwrap();
-        assert_eq!((a.accepted, a.rejected), (2, 0));
-        let batch = Batch::decode(a.messages[0].as_slice()).unwrap();
-        assert_eq!(batch.tenant, "dev");
-        assert_eq!(batch.points.len(), 2);
-        assert_eq!(a.data_points.len(), 1);
-        assert_eq!(a.response, b"{}");
-    }
-
-    #[test]
-    fn partial_success_names_what_was_rejected() {
-        let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
-            {"name":"g","gauge":{"dataPoints":[{"asDouble":1},{"asDouble":"NaN"}]}}]}]}]}"#;
-        let a = metrics(&CTX, body, Encoding::Json).unwrap();
-        assert_eq!((a.accepted, a.rejected), (1, 1));
-        let json: serde_json::Value = serde_json::from_slice(&a.response).unwrap();
-        assert_eq!(json["partialSuccess"]["rejectedDataPoints"], "1");
-        assert_eq!(json["partialSuccess"]["errorMessage"], "metric g: non-finite value NaN");
-    }
-
-    #[test]
-    fn protobuf_in_protobuf_out() {
-        use proto::otlp::metrics::*;
-        let req = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![Metric {
-                        name: "s".into(),
-                        data: Some(metric::Data::Sum(Sum {
-                            aggregation_temporality: temporality::CUMULATIVE,
-                            data_points: vec![NumberDataPoint::default()],
-                            ..Default::default()
-                        })),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let a = metrics(&CTX, &req.encode_to_vec(), Encoding::Protobuf).unwrap();
-        let resp = ExportMetricsServiceResponse::decode(a.response.as_slice()).unwrap();
-        let partial = resp.partial_success.unwrap();
-        assert_eq!(partial.rejected_data_points, 1);
-        assert!(partial.error_message.contains("cumulative"));
-        assert!(a.messages.is_empty());
-    }
-
-    #[test]
-    fn undecodable_bodies_are_errors() {
-        let err = metrics(&CTX, b"{", Encoding::Json).unwrap_err();
-        assert_eq!(err.status(), 400);
-    }
-}
+mod tests;

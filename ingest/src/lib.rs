@@ -44,13 +44,15 @@ async fn route(req: &mut Request, env: &Env) -> Result<Response, IngestError> {
             let status = serde_json::json!({ "service": "ingest", "status": "ok", "version": env!("CARGO_PKG_VERSION") });
             Response::from_json(&status).map_err(internal)
         }
-        (Method::Post, "/v1/metrics") => export_metrics(req, env).await,
-        (_, "/v1/metrics") => Err(IngestError::MethodNotAllowed { method: req.method().to_string(), path }),
-        _ => Err(IngestError::NotFound(path)),
+        (method, p) => match export::Signal::from_path(p) {
+            Some(signal) if method == Method::Post => export(signal, req, env).await,
+            Some(_) => Err(IngestError::MethodNotAllowed { method: req.method().to_string(), path }),
+            None => Err(IngestError::NotFound(path)),
+        },
     }
 }
 
-async fn export_metrics(req: &mut Request, env: &Env) -> Result<Response, IngestError> {
+async fn export(signal: export::Signal, req: &mut Request, env: &Env) -> Result<Response, IngestError> {
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
     let keys = config::keys(env.var(config::INGEST_KEYS).ok().map(|s| s.to_string()))?;
@@ -70,7 +72,7 @@ async fn export_metrics(req: &mut Request, env: &Env) -> Result<Response, Ingest
         request_id: &request_id,
         now_unix_nano: worker::Date::now().as_millis() * 1_000_000,
     };
-    let accepted = export::metrics(&ctx, &body, encoding)?;
+    let accepted = export::export(signal, &ctx, &body, encoding)?;
 
     // The queue is the durable path: only once it has the batches are the
     // Analytics Engine points written, so a failed send that the client

@@ -1,7 +1,9 @@
 //! Transport-free OTLP decoders: bytes in, typed request out. Content type,
 //! compression and size caps are the Worker's business, before these run.
 
+use crate::otlp::logs::ExportLogsServiceRequest;
 use crate::otlp::metrics::ExportMetricsServiceRequest;
+use crate::otlp::trace::ExportTraceServiceRequest;
 use prost::Message;
 
 /// How the body is encoded, taken from its content type.
@@ -31,6 +33,22 @@ pub fn metrics(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRe
     })
 }
 
+/// Decodes an `ExportTraceServiceRequest`.
+pub fn traces(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, DecodeError> {
+    Ok(match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)?,
+        Encoding::Json => serde_json::from_slice(body)?,
+    })
+}
+
+/// Decodes an `ExportLogsServiceRequest`.
+pub fn logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceRequest, DecodeError> {
+    Ok(match encoding {
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(body)?,
+        Encoding::Json => serde_json::from_slice(body)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +57,41 @@ mod tests {
     fn empty_bodies_are_empty_requests() {
         assert!(metrics(b"", Encoding::Protobuf).unwrap().resource_metrics.is_empty());
         assert!(metrics(b"{}", Encoding::Json).unwrap().resource_metrics.is_empty());
+    }
+
+    #[test]
+    fn spans_and_logs_in_json_and_protobuf() {
+        let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c",
+            "spanId":"eee19b7ec3c1b174","name":"GET /","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2",
+            "status":{"code":2},"unknown":{"x":1}}]}]}]}"#;
+        let t = traces(json, Encoding::Json).unwrap();
+        let span = &t.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.trace_id.len(), 16);
+        assert_eq!(span.span_id, [0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]);
+        assert_eq!((span.kind, span.status.as_ref().unwrap().code), (2, 2));
+        assert_eq!(traces(&t.encode_to_vec(), Encoding::Protobuf).unwrap(), t);
+        let named = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_CLIENT","status":{"code":"STATUS_CODE_OK"}}]}]}]}"#;
+        let span = &traces(named, Encoding::Json).unwrap().resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!((span.kind, span.status.as_ref().unwrap().code), (3, 1));
+        assert!(traces(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#, Encoding::Json).is_err());
+
+        let json = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"5","severityNumber":17,"severityText":"ERROR","body":{"stringValue":"boom"}}]}]}]}"#;
+        let l = logs(json, Encoding::Json).unwrap();
+        let rec = &l.resource_logs[0].scope_logs[0].log_records[0];
+        assert_eq!((rec.time_unix_nano, rec.severity_number, rec.severity_text.as_str()), (5, 17, "ERROR"));
+        assert_eq!(logs(&l.encode_to_vec(), Encoding::Protobuf).unwrap(), l);
+    }
+
+    #[test]
+    fn invalid_utf8_in_protobuf_is_a_decode_error() {
+        // Metric { name: "\xff" } inside ScopeMetrics inside ResourceMetrics.
+        let metric = [0x0a, 0x01, 0xff];
+        let scope = [&[0x12, metric.len() as u8][..], &metric].concat();
+        let resource = [&[0x12, scope.len() as u8][..], &scope].concat();
+        let request = [&[0x0a, resource.len() as u8][..], &resource].concat();
+        assert!(matches!(metrics(&request, Encoding::Protobuf), Err(DecodeError::Protobuf(_))));
+        let json = b"{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"\xff\"}]}]}]}";
+        assert!(matches!(metrics(json, Encoding::Json), Err(DecodeError::Json(_))));
     }
 
     #[test]

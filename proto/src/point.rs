@@ -60,11 +60,18 @@ pub enum Value {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Counter {
-    /// The increase since the previous point of the series (delta temporality).
+    /// The increase over the point's interval (delta), or the running total
+    /// since `start_time_unix_nano` (cumulative).
     #[prost(double, tag = "1")]
-    pub delta: f64,
+    pub value: f64,
     #[prost(bool, tag = "2")]
     pub monotonic: bool,
+    /// Cumulative points are turned into deltas by the rollup, which keeps the
+    /// previous point of each series (see `rollup::cumulative`).
+    #[prost(bool, tag = "3")]
+    pub cumulative: bool,
+    #[prost(fixed64, tag = "4")]
+    pub start_time_unix_nano: u64,
 }
 
 /// Samples as (value, count) pairs: exact values for spans and beacons, one
@@ -85,6 +92,14 @@ pub struct Distribution {
     pub values: Vec<f64>,
     #[prost(uint64, repeated, tag = "6")]
     pub counts: Vec<u64>,
+    /// As for [`Counter`]: counts and sum since `start_time_unix_nano`.
+    /// Cumulative distributions carry no min and max (lifetime extremes say
+    /// nothing of an interval), and their representative values depend on the
+    /// bucket layout only, so that successive points subtract bucket by bucket.
+    #[prost(bool, tag = "7")]
+    pub cumulative: bool,
+    #[prost(fixed64, tag = "8")]
+    pub start_time_unix_nano: u64,
 }
 
 impl Point {

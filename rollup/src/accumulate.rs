@@ -2,7 +2,7 @@
 //! functional core.
 
 use proto::aggregate::Aggregate;
-use proto::point::{labels_json, Batch, Kind};
+use proto::point::{labels_json, Batch, Kind, Point};
 use std::collections::BTreeMap;
 
 /// Bucket widths in seconds: 1 minute, 1 hour, 1 day. Every point updates
@@ -35,26 +35,36 @@ pub struct Accumulator {
     pub points: u64,
 }
 
+impl SeriesKey {
+    pub fn of(tenant: &str, p: &Point) -> SeriesKey {
+        SeriesKey {
+            tenant: tenant.to_owned(),
+            metric: p.metric.clone(),
+            labels: labels_json(&p.labels),
+            kind: p.kind(),
+            unit: p.unit.clone(),
+        }
+    }
+}
+
 impl Accumulator {
     pub fn add_batch(&mut self, batch: &Batch) {
         for p in &batch.points {
-            let key = SeriesKey {
-                tenant: batch.tenant.clone(),
-                metric: p.metric.clone(),
-                labels: labels_json(&p.labels),
-                kind: p.kind(),
-                unit: p.unit.clone(),
-            };
-            let unit = key.unit.clone();
-            let with_samples = key.kind != Kind::Counter;
-            let slots = self.series.entry(key).or_default();
-            let seconds = (p.time_unix_nano / 1_000_000_000) as i64;
-            for resolution in RESOLUTIONS {
-                let slot = Slot { resolution, bucket_start: seconds - seconds.rem_euclid(i64::from(resolution)) };
-                slots.entry(slot).or_insert_with(|| Aggregate::empty(with_samples, &unit)).add_point(p);
-            }
-            self.points += 1;
+            self.add_point(SeriesKey::of(&batch.tenant, p), p);
         }
+    }
+
+    /// Adds a (delta) point to one bucket of each resolution.
+    pub fn add_point(&mut self, key: SeriesKey, p: &Point) {
+        let unit = key.unit.clone();
+        let with_samples = key.kind != Kind::Counter;
+        let slots = self.series.entry(key).or_default();
+        let seconds = (p.time_unix_nano / 1_000_000_000) as i64;
+        for resolution in RESOLUTIONS {
+            let slot = Slot { resolution, bucket_start: seconds - seconds.rem_euclid(i64::from(resolution)) };
+            slots.entry(slot).or_insert_with(|| Aggregate::empty(with_samples, &unit)).add_point(p);
+        }
+        self.points += 1;
     }
 }
 

@@ -2,13 +2,15 @@
 //! merges their points into per-series aggregates in D1 at 1-minute, 1-hour
 //! and 1-day resolution.
 //!
-//! This file is glue; the work is in [`run`], the logic in [`accumulate`],
-//! [`plan`] and [`cursor`].
+//! This file is glue; the work is in [`run`], the logic in [`prepare`],
+//! [`accumulate`], [`cumulative`], [`plan`] and [`cursor`].
 
 pub mod accumulate;
+pub mod cumulative;
 pub mod cursor;
 pub mod error;
 pub mod plan;
+pub mod prepare;
 pub mod run;
 mod store;
 

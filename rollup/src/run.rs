@@ -1,9 +1,9 @@
 //! One rollup run: list new archives, apply each exactly once, move the
 //! cursor, and record a report.
 
-use crate::accumulate::{Accumulator, Slot};
+use crate::accumulate::{SeriesKey, Slot};
 use crate::error::{Context, RollupError};
-use crate::{cursor, plan, store};
+use crate::{cursor, plan, prepare, store};
 use serde::Serialize;
 use worker::{Bucket, D1Database, Env};
 
@@ -85,12 +85,13 @@ async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64)
     };
     let bytes = body.bytes().await.during("reading an archive")?;
     let archive = proto::archive::decode(&bytes).map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
-    let mut acc = Accumulator::default();
-    for batch in &archive.batches {
-        acc.add_batch(batch);
-    }
-    let series: Vec<_> = acc.series.keys().collect();
+    let keyed = prepare::keyed(&archive);
+    let mut series: Vec<&SeriesKey> = keyed.iter().map(|(k, _)| k).collect();
+    series.sort();
+    series.dedup();
     let ids = store::series_ids(db, &series).await?;
+    let states = store::cumulative_states(db, &prepare::cumulative_series(&keyed, &ids)).await?;
+    let (acc, state_writes) = prepare::prepare(keyed, &ids, &states);
     let places: Vec<(i64, Slot)> = acc
         .series
         .iter()
@@ -101,7 +102,7 @@ async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64)
         .collect();
     let stored = store::stored(db, &places).await?;
     let writes = plan::plan(&acc, &ids, &stored)?;
-    store::apply(db, &writes, key, acc.points, now_ms).await?;
+    store::apply(db, &writes, &state_writes, key, acc.points, now_ms).await?;
     Ok(acc.points)
 }
 

@@ -5,6 +5,8 @@
 use crate::accumulate::{SeriesKey, Slot};
 use crate::error::{Context, RollupError};
 use crate::plan::{identity, Stored, Write};
+use crate::prepare::{StateWrite, StoredState};
+use prost::Message;
 use proto::aggregate::Row;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -168,11 +170,45 @@ pub async fn stored(db: &D1Database, places: &[(i64, Slot)]) -> Result<HashMap<(
     Ok(out)
 }
 
+/// The stored cumulative states of the given series.
+pub async fn cumulative_states(db: &D1Database, ids: &[i64]) -> Result<HashMap<i64, StoredState>, RollupError> {
+    #[derive(Deserialize)]
+    struct StateRow {
+        series_id: f64,
+        #[serde(deserialize_with = "proto::aggregate::blob")]
+        point: Option<Vec<u8>>,
+        version: f64,
+    }
+    let mut statements = Vec::new();
+    for chunk in ids.chunks(MAX_PARAMS) {
+        let sql = format!(
+            "SELECT series_id, point, version FROM cumulative_state WHERE series_id IN ({})",
+            placeholders(chunk.len(), 1)
+        );
+        let params: Vec<JsValue> = chunk.iter().map(|id| num(*id as f64)).collect();
+        statements.push(prepare(db, &sql, &params)?);
+    }
+    let mut out = HashMap::new();
+    if statements.is_empty() {
+        return Ok(out);
+    }
+    for result in db.batch(statements).await.during("reading cumulative states")? {
+        for r in result.results::<StateRow>().during("reading cumulative states")? {
+            let bytes = r.point.unwrap_or_default();
+            let point = proto::point::Point::decode(bytes.as_slice())
+                .map_err(|e| proto::aggregate::AggregateError::Corrupt(format!("cumulative state: {e}")))?;
+            out.insert(r.series_id as i64, StoredState { point, version: r.version as i64 });
+        }
+    }
+    Ok(out)
+}
+
 /// Applies the writes and records the archive in the ledger, all in one
 /// transaction: either every row and the ledger entry change, or nothing does.
 pub async fn apply(
     db: &D1Database,
     writes: &[Write],
+    states: &[StateWrite],
     archive_key: &str,
     points: u64,
     now_ms: u64,
@@ -217,6 +253,22 @@ pub async fn apply(
                     blob(row.samples.as_deref()),
                     num(*version as f64),
                 ],
+            )?,
+        });
+    }
+    for s in states {
+        let point = s.point.encode_to_vec();
+        statements.push(match s.version {
+            None => prepare(
+                db,
+                "INSERT INTO cumulative_state (series_id, point, version) VALUES (?1, ?2, 1)",
+                &[num(s.series_id as f64), blob(Some(&point))],
+            )?,
+            Some(v) => prepare(
+                db,
+                "UPDATE cumulative_state SET point = ?2, version = CASE WHEN version = ?3 THEN version + 1 ELSE 0 END \
+                 WHERE series_id = ?1",
+                &[num(s.series_id as f64), blob(Some(&point)), num(v as f64)],
             )?,
         });
     }

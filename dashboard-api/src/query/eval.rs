@@ -80,6 +80,18 @@ fn instant(selection: &Selection, series: &[SeriesData], t: f64) -> Vec<Sample> 
     let mut out = Vec::new();
     for s in series.iter().filter(|s| selection.matches(&s.labels)) {
         let Some(window) = s.window(t, selection.lookback_s) else { continue };
+        // A series with a quantile label of its own (an OTLP Summary's
+        // quantiles) is an ordinary gauge: the matcher selects on the label.
+        if let Some((_, own)) = s.labels.iter().find(|(k, _)| k == QUANTILE) {
+            let wanted = selection.quantile.as_ref().is_none_or(|(phi, _)| own.parse::<f64>().ok() == Some(*phi));
+            if wanted {
+                let mut labels = s.labels.clone();
+                labels.push(("__name__".to_string(), s.prom_name.clone()));
+                labels.sort();
+                out.push(Sample { labels, value: window.last });
+            }
+            continue;
+        }
         let value = match (&selection.quantile, s.kind) {
             (Some((phi, _)), Kind::Gauge | Kind::Distribution) => window.quantile(*phi),
             (None, Kind::Gauge) => Some(window.last),
@@ -166,6 +178,20 @@ mod tests {
         let data = vec![series("temp", Kind::Gauge, &[], &[(0, 5.0), (60, 7.0)])];
         let Value::Vector(s) = run("temp", 120.0, data).unwrap() else { panic!() };
         assert_eq!(s[0].value, 7.0);
+    }
+
+    #[test]
+    fn a_summarys_own_quantile_label_selects_instead_of_computing() {
+        let data = vec![
+            series("rpc", Kind::Gauge, &[("quantile", "0.5")], &[(0, 4.0)]),
+            series("rpc", Kind::Gauge, &[("quantile", "0.99")], &[(0, 9.5)]),
+        ];
+        let Value::Vector(s) = run(r#"rpc{quantile="0.99"}"#, 60.0, data.clone()).unwrap() else { panic!() };
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].value, 9.5);
+        assert!(s[0].labels.contains(&("quantile".to_string(), "0.99".to_string())));
+        let Value::Vector(s) = run("rpc", 60.0, data).unwrap() else { panic!() };
+        assert_eq!(s.len(), 2);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 
 mod row;
 
-pub use row::Row;
+pub use row::{blob, Row};
 
 use crate::point::{Point, Value};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -103,8 +103,8 @@ impl Aggregate {
                 }
             }
             Some(Value::Counter(c)) => {
-                self.observe(c.delta, 1);
-                self.set_last(c.delta, p.time_unix_nano);
+                self.observe(c.value, 1);
+                self.set_last(c.value, p.time_unix_nano);
             }
             Some(Value::Distribution(d)) => {
                 self.count += d.count;

@@ -24,7 +24,7 @@ pub struct Row {
 
 /// A BLOB column as the runtime hands it over: an array of byte values or
 /// an `ArrayBuffer`, depending on the driver.
-fn blob<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+pub fn blob<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
     struct Blob;
     impl<'de> serde::de::Visitor<'de> for Blob {
         type Value = Option<Vec<u8>>;

@@ -109,6 +109,7 @@ fn distributions_and_counters() {
             max: Some(7.0),
             values: vec![1.0, 7.0],
             counts: vec![3, 1],
+            ..Default::default()
         })),
         ..Default::default()
     });
@@ -118,7 +119,7 @@ fn distributions_and_counters() {
 
     let mut c = Aggregate::empty(false, "");
     for d in [3.0, 4.0] {
-        c.add_point(&Point { value: Some(Value::Counter(Counter { delta: d, monotonic: true })), ..Default::default() });
+        c.add_point(&Point { value: Some(Value::Counter(Counter { value: d, monotonic: true, ..Default::default() })), ..Default::default() });
     }
     assert_eq!((c.count, c.sum), (2, 7.0));
     assert_eq!(c.quantile(0.5), None);

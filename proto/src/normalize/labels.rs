@@ -1,20 +1,62 @@
+//! Attributes → labels, within limits.
+
 use crate::otlp::common::KeyValue;
 use crate::point::Label;
 
-/// Labels from resource and point attributes. Later layers win on duplicate
-/// keys (point over resource; within one list, the last occurrence), and the
-/// result is sorted by key so that equal label sets compare equal.
-pub fn labels_from(layers: &[&[KeyValue]]) -> Vec<Label> {
-    let mut labels: Vec<Label> = Vec::new();
+/// Most labels a point may carry (resource, scope and point attributes together).
+pub const MAX_LABELS: usize = 64;
+/// Longest label name, in bytes.
+pub const MAX_KEY_BYTES: usize = 128;
+/// Longest label value, in bytes; longer values are cut to this and reported.
+pub const MAX_VALUE_BYTES: usize = 1024;
+
+/// Labels and how many values were cut to [`MAX_VALUE_BYTES`].
+#[derive(Debug, Default, PartialEq)]
+pub struct Labeled {
+    pub labels: Vec<Label>,
+    pub truncated: usize,
+}
+
+/// Labels from layers of attributes (resource, scope, point). Later layers win
+/// on duplicate keys (point over resource; within one list, the last
+/// occurrence), and the result is sorted by key so that equal label sets
+/// compare equal. A point with too many labels, or an empty or overlong label
+/// name, is rejected with the reason.
+pub fn labels_from(layers: &[&[KeyValue]]) -> Result<Labeled, String> {
+    let mut out = Labeled::default();
     for layer in layers {
         for kv in *layer {
-            let value = kv.value.as_ref().map(|v| v.to_label()).unwrap_or_default();
-            match labels.iter_mut().find(|l| l.key == kv.key) {
+            if kv.key.is_empty() {
+                return Err("attribute with an empty key".into());
+            }
+            if kv.key.len() > MAX_KEY_BYTES {
+                return Err(format!("attribute key longer than {MAX_KEY_BYTES} bytes"));
+            }
+            let mut value = kv.value.as_ref().map(|v| v.to_label()).unwrap_or_default();
+            if value.len() > MAX_VALUE_BYTES {
+                let mut end = MAX_VALUE_BYTES;
+                while !value.is_char_boundary(end) {
+                    end -= 1;
+                }
+                value.truncate(end);
+                out.truncated += 1;
+            }
+            match out.labels.iter_mut().find(|l| l.key == kv.key) {
                 Some(existing) => existing.value = value,
-                None => labels.push(Label { key: kv.key.clone(), value }),
+                None => out.labels.push(Label { key: kv.key.clone(), value }),
             }
         }
     }
+    if out.labels.len() > MAX_LABELS {
+        return Err(format!("{} attributes, more than the {MAX_LABELS} allowed", out.labels.len()));
+    }
+    out.labels.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// Labels given as plain pairs (for metrics ingest derives itself).
+pub fn fixed(pairs: &[(&str, &str)]) -> Vec<Label> {
+    let mut labels: Vec<Label> = pairs.iter().map(|(k, v)| Label { key: (*k).to_owned(), value: (*v).to_owned() }).collect();
     labels.sort_by(|a, b| a.key.cmp(&b.key));
     labels
 }
@@ -25,18 +67,35 @@ mod tests {
     use crate::otlp::common::{any_value::Value, AnyValue};
 
     fn kv(k: &str, v: &str) -> KeyValue {
-        KeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }),
-        }
+        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(Value::StringValue(v.into())) }) }
+    }
+
+    fn pairs(l: &Labeled) -> Vec<(&str, &str)> {
+        l.labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect()
     }
 
     #[test]
     fn point_attributes_override_resource_and_are_sorted() {
         let resource = [kv("service.name", "api"), kv("host", "a")];
         let point = [kv("route", "/x"), kv("host", "b"), kv("route", "/y")];
-        let labels = labels_from(&[&resource, &point]);
-        let pairs: Vec<_> = labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
-        assert_eq!(pairs, [("host", "b"), ("route", "/y"), ("service.name", "api")]);
+        let l = labels_from(&[&resource, &point]).unwrap();
+        assert_eq!(pairs(&l), [("host", "b"), ("route", "/y"), ("service.name", "api")]);
+        assert_eq!(l.truncated, 0);
+    }
+
+    #[test]
+    fn limits() {
+        let long_value = [kv("k", &"é".repeat(600))];
+        let l = labels_from(&[&long_value]).unwrap();
+        assert_eq!(l.truncated, 1);
+        assert!(l.labels[0].value.len() <= MAX_VALUE_BYTES);
+        let long_key = [kv(&"k".repeat(MAX_KEY_BYTES + 1), "v")];
+        assert!(labels_from(&[&long_key]).unwrap_err().contains("longer than 128"));
+        let many: Vec<KeyValue> = (0..=MAX_LABELS).map(|i| kv(&format!("k{i}"), "v")).collect();
+        assert!(labels_from(&[&many]).unwrap_err().contains("65 attributes"));
+        assert!(labels_from(&[&[kv("", "v")]]).is_err());
+        // Duplicates count once towards the limit.
+        let dups: Vec<KeyValue> = (0..200).map(|_| kv("same", "v")).collect();
+        assert_eq!(labels_from(&[&dups]).unwrap().labels.len(), 1);
     }
 }

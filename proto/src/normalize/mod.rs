@@ -2,8 +2,10 @@
 //! point or is counted as rejected with a reason, which ingest reports to the
 //! sender in `partial_success`.
 
-mod labels;
+pub mod labels;
+pub mod logs;
 pub mod metrics;
+pub mod traces;
 
 pub use labels::labels_from;
 
@@ -15,6 +17,8 @@ pub struct Normalized {
     pub rejected: u64,
     /// The first few reasons, for the response's `error_message`.
     pub reasons: Vec<String>,
+    /// Label values cut to the length limit (the points were kept).
+    pub truncated: u64,
 }
 
 /// How many distinct reasons a response lists before it stops adding more.
@@ -31,8 +35,52 @@ impl Normalized {
         }
     }
 
-    /// `error_message` for a partial success: the reasons, joined.
+    /// `error_message` for a partial success: the reasons, joined, and a
+    /// warning about cut label values.
     pub fn error_message(&self) -> String {
-        self.reasons.join("; ")
+        let mut parts = self.reasons.clone();
+        if self.truncated > 0 {
+            parts.push(format!(
+                "{} label values longer than {} bytes were cut",
+                self.truncated,
+                labels::MAX_VALUE_BYTES
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// How far ahead of the receiving clock a timestamp may be (clock skew).
+pub const MAX_FUTURE_NS: u64 = 3600 * 1_000_000_000;
+/// How far behind it may be: the longest retention (2 years).
+pub const MAX_PAST_NS: u64 = 730 * 86_400 * 1_000_000_000;
+
+/// A point's time: zero (unset) means `now`; times more than an hour ahead or
+/// older than the longest retention are rejected.
+pub fn point_time(t: u64, now: u64) -> Result<u64, String> {
+    if t == 0 {
+        return Ok(now);
+    }
+    if t > now.saturating_add(MAX_FUTURE_NS) {
+        return Err(format!("timestamp {t} is more than an hour in the future"));
+    }
+    if t < now.saturating_sub(MAX_PAST_NS) {
+        return Err(format!("timestamp {t} is older than the 2-year retention"));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let now = 1_800_000_000_000_000_000;
+        assert_eq!(point_time(0, now), Ok(now));
+        assert_eq!(point_time(now - 5, now), Ok(now - 5));
+        assert!(point_time(now + MAX_FUTURE_NS + 1, now).unwrap_err().contains("future"));
+        assert!(point_time(u64::MAX, now).is_err());
+        assert!(point_time(1_000_000_000, now).unwrap_err().contains("retention"));
     }
 }

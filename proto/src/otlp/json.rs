@@ -98,6 +98,44 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Reads a trace or span id: OTLP JSON spells them in hex, not base64.
+pub fn hex_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let s: Option<String> = Deserialize::deserialize(d)?;
+    let s = s.unwrap_or_default();
+    if s.len() % 2 != 0 {
+        return Err(de::Error::custom(format!("id {s:?} is not an even number of hex digits")));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(|| de::Error::custom(format!("id {s:?} is not hex")))
+        })
+        .collect()
+}
+
+/// Reads an enum given as its number or, leniently, as its name from
+/// `names` (index = value), as some encoders write them.
+pub fn enum_any<'de, D: Deserializer<'de>>(d: D, names: &[&str]) -> Result<i32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrName {
+        Num(i64),
+        Name(String),
+        Null(()),
+    }
+    match NumOrName::deserialize(d)? {
+        NumOrName::Num(n) => i32::try_from(n).map_err(|_| de::Error::custom(format!("enum value {n} out of range"))),
+        NumOrName::Name(s) => names
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| i as i32)
+            .ok_or_else(|| de::Error::custom(format!("unknown enum value {s:?}"))),
+        NumOrName::Null(()) => Ok(0),
+    }
+}
+
 use serde::Deserialize;
 
 struct IntVisitor<T>(std::marker::PhantomData<T>);
@@ -161,6 +199,17 @@ mod tests {
         assert_eq!(t.b, -5);
         assert!(t.c.is_infinite());
         assert_eq!(t.d, vec![1, 2]);
+    }
+
+    #[test]
+    fn hex_ids() {
+        #[derive(serde::Deserialize)]
+        struct Id(#[serde(deserialize_with = "hex_bytes")] Vec<u8>);
+        assert_eq!(serde_json::from_str::<Id>(r#""0aff""#).unwrap().0, vec![0x0a, 0xff]);
+        assert_eq!(serde_json::from_str::<Id>(r#""""#).unwrap().0, Vec::<u8>::new());
+        assert!(serde_json::from_str::<Id>(r#""abc""#).is_err());
+        assert!(serde_json::from_str::<Id>(r#""zz""#).is_err());
+        assert!(serde_json::from_str::<Id>(r#""ébc""#).is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 pub mod common;
 pub mod json;
+pub mod logs;
 pub mod metrics;
 pub mod resource;
 pub mod status;
+pub mod trace;

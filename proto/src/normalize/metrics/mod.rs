@@ -3,24 +3,29 @@
 //! | OTLP | point |
 //! | --- | --- |
 //! | Gauge | one `Gauge` sample per data point |
-//! | Sum, delta | `Counter` with the data point's value as the increase |
-//! | Histogram, delta | `Distribution`: each bucket's count at one representative value |
-//! | ExponentialHistogram, delta | `Distribution`, likewise |
+//! | Sum, monotonic or delta | `Counter` (cumulative ones marked so, for the rollup to turn into deltas) |
+//! | Sum, non-monotonic and cumulative (an UpDownCounter) | `Gauge`: its value is a level |
+//! | Histogram | `Distribution`: each bucket's count at one representative value |
+//! | ExponentialHistogram | `Distribution`, likewise |
+//! | Summary | `Gauge` `<name>{quantile="φ"}` per quantile, cumulative `Counter`s `<name>.count` and `<name>.sum` |
 //!
 //! Representative values: an explicit bucket `(lo, hi]` is represented by its
 //! midpoint; the open first and last buckets by the midpoint between the
-//! finite bound and the data point's `min`/`max` when given, else by the
-//! finite bound. An exponential bucket `(base^i, base^(i+1)]` is represented
-//! by its geometric midpoint `base^(i+0.5)`. Cumulative temporality and
-//! Summary are not accepted yet and are reported as rejected.
+//! finite bound and the data point's `min`/`max` when given (delta only), else
+//! by the finite bound. An exponential bucket `(base^i, base^(i+1)]` is
+//! represented by its geometric midpoint `base^(i+0.5)`, clamped to
+//! `[min, max]` for delta points. Cumulative points keep representatives that
+//! depend on the bucket layout alone, so the rollup can subtract successive
+//! points bucket by bucket. Aggregation temporality 0 (unspecified) is invalid
+//! and rejected.
 
-use super::{labels_from, Normalized};
+use super::{labels_from, point_time, Normalized};
 use crate::otlp::common::KeyValue;
 use crate::otlp::metrics::{
     metric::Data, number_data_point, temporality, ExponentialHistogramDataPoint,
-    ExportMetricsServiceRequest, HistogramDataPoint, NumberDataPoint,
+    ExportMetricsServiceRequest, HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
 };
-use crate::point::{Counter, Distribution, Label, Point, Value};
+use crate::point::{Counter, Distribution, Point, Value};
 
 /// Normalizes a metrics export. `now_unix_nano` stands in for a data point's
 /// missing (zero) timestamp.
@@ -29,8 +34,9 @@ pub fn normalize(req: &ExportMetricsServiceRequest, now_unix_nano: u64) -> Norma
     for rm in &req.resource_metrics {
         let resource: &[KeyValue] = rm.resource.as_ref().map_or(&[], |r| &r.attributes);
         for sm in &rm.scope_metrics {
+            let scope: &[KeyValue] = sm.scope.as_ref().map_or(&[], |s| &s.attributes);
             for metric in &sm.metrics {
-                let ctx = Ctx { name: &metric.name, unit: &metric.unit, resource, now_unix_nano };
+                let ctx = Ctx { name: &metric.name, unit: &metric.unit, resource, scope, now_unix_nano };
                 ctx.metric(metric.data.as_ref(), &mut out);
             }
         }
@@ -38,10 +44,12 @@ pub fn normalize(req: &ExportMetricsServiceRequest, now_unix_nano: u64) -> Norma
     out
 }
 
+#[derive(Clone, Copy)]
 struct Ctx<'a> {
     name: &'a str,
     unit: &'a str,
     resource: &'a [KeyValue],
+    scope: &'a [KeyValue],
     now_unix_nano: u64,
 }
 
@@ -57,67 +65,132 @@ impl Ctx<'_> {
             Some(Data::Gauge(g)) => {
                 for dp in &g.data_points {
                     match number(dp) {
-                        Ok(v) => out.points.push(self.point(&dp.attributes, dp.time_unix_nano, Value::Gauge(v))),
+                        Ok(v) => self.emit(&dp.attributes, dp.time_unix_nano, Value::Gauge(v), out),
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
                 }
             }
             Some(Data::Sum(s)) => {
-                if let Err(e) = delta_only(s.aggregation_temporality) {
-                    out.reject(s.data_points.len() as u64, || format!("metric {name}: {e}"));
-                    return;
-                }
+                let cumulative = match cumulative(s.aggregation_temporality) {
+                    Ok(c) => c,
+                    Err(e) => return out.reject(s.data_points.len() as u64, || format!("metric {name}: {e}")),
+                };
                 for dp in &s.data_points {
                     match number(dp) {
                         Ok(v) if s.is_monotonic && v < 0.0 => {
-                            out.reject(1, || format!("metric {name}: negative increase {v} of a monotonic sum"))
+                            out.reject(1, || format!("metric {name}: negative value {v} of a monotonic sum"))
+                        }
+                        Ok(v) if cumulative && !s.is_monotonic => {
+                            self.emit(&dp.attributes, dp.time_unix_nano, Value::Gauge(v), out)
                         }
                         Ok(v) => {
-                            let c = Counter { delta: v, monotonic: s.is_monotonic };
-                            out.points.push(self.point(&dp.attributes, dp.time_unix_nano, Value::Counter(c)));
+                            let c = Counter {
+                                value: v,
+                                monotonic: s.is_monotonic,
+                                cumulative,
+                                start_time_unix_nano: if cumulative { dp.start_time_unix_nano } else { 0 },
+                            };
+                            self.emit(&dp.attributes, dp.time_unix_nano, Value::Counter(c), out);
                         }
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
                 }
             }
             Some(Data::Histogram(h)) => {
-                if let Err(e) = delta_only(h.aggregation_temporality) {
-                    out.reject(h.data_points.len() as u64, || format!("metric {name}: {e}"));
-                    return;
-                }
+                let cumulative = match cumulative(h.aggregation_temporality) {
+                    Ok(c) => c,
+                    Err(e) => return out.reject(h.data_points.len() as u64, || format!("metric {name}: {e}")),
+                };
                 for dp in &h.data_points {
-                    match explicit_histogram(dp) {
-                        Ok(d) => out.points.push(self.point(&dp.attributes, dp.time_unix_nano, Value::Distribution(d))),
+                    match explicit_histogram(dp, cumulative) {
+                        Ok(d) => self.emit(&dp.attributes, dp.time_unix_nano, Value::Distribution(d), out),
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
                 }
             }
             Some(Data::ExponentialHistogram(h)) => {
-                if let Err(e) = delta_only(h.aggregation_temporality) {
-                    out.reject(h.data_points.len() as u64, || format!("metric {name}: {e}"));
-                    return;
-                }
+                let cumulative = match cumulative(h.aggregation_temporality) {
+                    Ok(c) => c,
+                    Err(e) => return out.reject(h.data_points.len() as u64, || format!("metric {name}: {e}")),
+                };
                 for dp in &h.data_points {
-                    match exponential_histogram(dp) {
-                        Ok(d) => out.points.push(self.point(&dp.attributes, dp.time_unix_nano, Value::Distribution(d))),
+                    match exponential_histogram(dp, cumulative) {
+                        Ok(d) => self.emit(&dp.attributes, dp.time_unix_nano, Value::Distribution(d), out),
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
                 }
             }
-            Some(Data::Summary(s)) => out.reject(s.data_points.len() as u64, || {
-                format!("metric {name}: Summary data points are not supported yet")
-            }),
+            Some(Data::Summary(s)) => {
+                for dp in &s.data_points {
+                    self.summary(dp, out);
+                }
+            }
         }
     }
 
-    fn point(&self, attributes: &[KeyValue], time_unix_nano: u64, value: Value) -> Point {
-        let labels: Vec<Label> = labels_from(&[self.resource, attributes]);
-        Point {
-            metric: self.name.to_owned(),
-            labels,
-            unit: self.unit.to_owned(),
-            time_unix_nano: if time_unix_nano == 0 { self.now_unix_nano } else { time_unix_nano },
-            value: Some(value),
+    /// A Summary's quantiles become gauges labelled `quantile`, as Prometheus
+    /// exposes summaries; its count and sum become cumulative counters.
+    fn summary(&self, dp: &SummaryDataPoint, out: &mut Normalized) {
+        let name = self.name;
+        if !dp.sum.is_finite() || dp.quantile_values.iter().any(|q| !q.value.is_finite() || !(0.0..=1.0).contains(&q.quantile)) {
+            return out.reject(1, || format!("metric {name}: summary with a non-finite sum, value or quantile"));
+        }
+        let count_name = format!("{name}.count");
+        let sum_name = format!("{name}.sum");
+        let total = |v: f64| Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: dp.start_time_unix_nano };
+        let parts = [(count_name.as_str(), Value::Counter(total(dp.count as f64))), (sum_name.as_str(), Value::Counter(total(dp.sum)))];
+        let mut emitted = Vec::with_capacity(parts.len() + dp.quantile_values.len());
+        for (metric, value) in parts {
+            emitted.push((metric.to_owned(), None, value));
+        }
+        for q in &dp.quantile_values {
+            emitted.push((name.to_owned(), Some(q.quantile), Value::Gauge(q.value)));
+        }
+        let before = out.points.len();
+        for (metric, quantile, value) in emitted {
+            let ctx = Ctx { name: &metric, ..*self };
+            let mut extra = Vec::new();
+            if let Some(q) = quantile {
+                extra.push(KeyValue {
+                    key: "quantile".into(),
+                    value: Some(crate::otlp::common::AnyValue {
+                        value: Some(crate::otlp::common::any_value::Value::StringValue(q.to_string())),
+                    }),
+                });
+            }
+            let attrs: Vec<KeyValue> = dp.attributes.iter().cloned().chain(extra).collect();
+            let mut sink = Normalized::default();
+            ctx.emit(&attrs, dp.time_unix_nano, value, &mut sink);
+            if sink.rejected > 0 {
+                // One summary data point is one data point: all of it or none.
+                out.points.truncate(before);
+                out.truncated += sink.truncated;
+                return out.reject(1, || sink.reasons.join("; "));
+            }
+            out.truncated += sink.truncated;
+            out.points.extend(sink.points);
+        }
+    }
+
+    /// Adds the point, or rejects it for its labels or its time.
+    fn emit(&self, attributes: &[KeyValue], time_unix_nano: u64, value: Value, out: &mut Normalized) {
+        let name = self.name;
+        let time = match point_time(time_unix_nano, self.now_unix_nano) {
+            Ok(t) => t,
+            Err(e) => return out.reject(1, || format!("metric {name}: {e}")),
+        };
+        match labels_from(&[self.resource, self.scope, attributes]) {
+            Ok(l) => {
+                out.truncated += l.truncated as u64;
+                out.points.push(Point {
+                    metric: name.to_owned(),
+                    labels: l.labels,
+                    unit: self.unit.to_owned(),
+                    time_unix_nano: time,
+                    value: Some(value),
+                });
+            }
+            Err(e) => out.reject(1, || format!("metric {name}: {e}")),
         }
     }
 }
@@ -133,10 +206,11 @@ fn count_points(data: Option<&Data>) -> u64 {
     }) as u64
 }
 
-fn delta_only(t: i32) -> Result<(), &'static str> {
+/// Whether a temporality is cumulative; unspecified (0) is invalid.
+fn cumulative(t: i32) -> Result<bool, &'static str> {
     match t {
-        temporality::DELTA => Ok(()),
-        temporality::CUMULATIVE => Err("cumulative temporality is not supported yet; export with delta temporality"),
+        temporality::DELTA => Ok(false),
+        temporality::CUMULATIVE => Ok(true),
         _ => Err("aggregation temporality is missing or invalid"),
     }
 }
@@ -161,9 +235,8 @@ fn finite_opt(name: &str, v: Option<f64>) -> Result<Option<f64>, String> {
     }
 }
 
-fn explicit_histogram(dp: &HistogramDataPoint) -> Result<Distribution, String> {
-    let min = finite_opt("min", dp.min)?;
-    let max = finite_opt("max", dp.max)?;
+fn explicit_histogram(dp: &HistogramDataPoint, cumulative: bool) -> Result<Distribution, String> {
+    let (min, max) = extremes(dp.min, dp.max, cumulative)?;
     let sum = finite_opt("sum", dp.sum)?.unwrap_or(0.0);
     let bounds = &dp.explicit_bounds;
     if let Some(b) = bounds.iter().find(|b| !b.is_finite()) {
@@ -172,7 +245,8 @@ fn explicit_histogram(dp: &HistogramDataPoint) -> Result<Distribution, String> {
     if bounds.windows(2).any(|w| w[0] >= w[1]) {
         return Err("bucket bounds are not strictly increasing".into());
     }
-    let mut d = Distribution { count: dp.count, sum, min, max, ..Default::default() };
+    let start_time_unix_nano = if cumulative { dp.start_time_unix_nano } else { 0 };
+    let mut d = Distribution { count: dp.count, sum, min, max, cumulative, start_time_unix_nano, ..Default::default() };
     if dp.bucket_counts.is_empty() {
         return Ok(d);
     }
@@ -207,15 +281,15 @@ fn explicit_histogram(dp: &HistogramDataPoint) -> Result<Distribution, String> {
     Ok(d)
 }
 
-fn exponential_histogram(dp: &ExponentialHistogramDataPoint) -> Result<Distribution, String> {
-    let min = finite_opt("min", dp.min)?;
-    let max = finite_opt("max", dp.max)?;
+fn exponential_histogram(dp: &ExponentialHistogramDataPoint, cumulative: bool) -> Result<Distribution, String> {
+    let (min, max) = extremes(dp.min, dp.max, cumulative)?;
     let sum = finite_opt("sum", dp.sum)?.unwrap_or(0.0);
     if !(-10..=20).contains(&dp.scale) {
         return Err(format!("exponential histogram scale {} outside -10..=20", dp.scale));
     }
     let base = 2f64.powf(2f64.powi(-dp.scale));
-    let mut d = Distribution { count: dp.count, sum, min, max, ..Default::default() };
+    let start_time_unix_nano = if cumulative { dp.start_time_unix_nano } else { 0 };
+    let mut d = Distribution { count: dp.count, sum, min, max, cumulative, start_time_unix_nano, ..Default::default() };
     let mut total = dp.zero_count;
     if dp.zero_count > 0 {
         d.values.push(0.0);
@@ -241,6 +315,13 @@ fn exponential_histogram(dp: &ExponentialHistogramDataPoint) -> Result<Distribut
         return Err(format!("bucket counts add up to {total}, not the count {}", dp.count));
     }
     Ok(d)
+}
+
+/// A data point's min and max: validated, and dropped for cumulative points,
+/// whose extremes cover the whole series and not the interval.
+fn extremes(min: Option<f64>, max: Option<f64>, cumulative: bool) -> Result<(Option<f64>, Option<f64>), String> {
+    let (min, max) = (finite_opt("min", min)?, finite_opt("max", max)?);
+    Ok(if cumulative { (None, None) } else { (min, max) })
 }
 
 fn clamp(v: f64, min: Option<f64>, max: Option<f64>) -> f64 {

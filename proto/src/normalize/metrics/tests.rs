@@ -22,14 +22,14 @@ fn dist(p: &Point) -> &Distribution {
 #[test]
 fn gauge_points_carry_resource_and_point_labels() {
     let n = run(r#"{"name":"cpu","unit":"1","gauge":{"dataPoints":[
-        {"timeUnixNano":"1700000000000000000","asDouble":0.5,"attributes":[{"key":"core","value":{"intValue":"1"}}]},
-        {"timeUnixNano":"1700000000000000000","asInt":"2"}]}}"#);
+        {"timeUnixNano":"1799999000000000000","asDouble":0.5,"attributes":[{"key":"core","value":{"intValue":"1"}}]},
+        {"timeUnixNano":"1799999000000000000","asInt":"2"}]}}"#);
     assert_eq!(n.rejected, 0);
     assert_eq!(n.points.len(), 2);
     let p = &n.points[0];
     assert_eq!(p.metric, "cpu");
     assert_eq!(p.unit, "1");
-    assert_eq!(p.time_unix_nano, 1_700_000_000_000_000_000);
+    assert_eq!(p.time_unix_nano, 1_799_999_000_000_000_000);
     assert_eq!(p.value, Some(Value::Gauge(0.5)));
     assert_eq!(crate::point::labels_json(&p.labels), r#"{"core":"1","service.name":"api"}"#);
     assert_eq!(n.points[1].value, Some(Value::Gauge(2.0)));
@@ -56,18 +56,62 @@ fn delta_sum_is_a_counter() {
     let n = run(r#"{"name":"req","sum":{"aggregationTemporality":1,"isMonotonic":true,
         "dataPoints":[{"asInt":"5"},{"asInt":"-1"}]}}"#);
     assert_eq!(n.points.len(), 1);
-    assert_eq!(n.points[0].value, Some(Value::Counter(Counter { delta: 5.0, monotonic: true })));
+    assert_eq!(n.points[0].value, Some(Value::Counter(Counter { value: 5.0, monotonic: true, ..Default::default() })));
     assert_eq!(n.rejected, 1, "a monotonic sum cannot decrease");
 }
 
 #[test]
-fn cumulative_and_missing_temporality_are_rejected_with_reasons() {
-    let n = run(r#"{"name":"a","sum":{"aggregationTemporality":2,"dataPoints":[{"asInt":1},{"asInt":2}]}},
+fn cumulative_points_are_marked_for_the_rollup_and_missing_temporality_is_rejected() {
+    let n = run(r#"{"name":"a","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":7,"startTimeUnixNano":"1799998000000000000"}]}},
+                   {"name":"level","sum":{"aggregationTemporality":2,"isMonotonic":false,"dataPoints":[{"asInt":-3}]}},
                    {"name":"b","histogram":{"dataPoints":[{"count":0}]}}"#);
-    assert_eq!(n.points.len(), 0);
-    assert_eq!(n.rejected, 3);
-    assert!(n.error_message().contains("metric a: cumulative"));
+    assert_eq!(n.rejected, 1);
     assert!(n.error_message().contains("metric b: aggregation temporality is missing"));
+    assert_eq!(
+        n.points[0].value,
+        Some(Value::Counter(Counter { value: 7.0, monotonic: true, cumulative: true, start_time_unix_nano: 1_799_998_000_000_000_000 }))
+    );
+    assert_eq!(n.points[1].value, Some(Value::Gauge(-3.0)), "a cumulative UpDownCounter is a level");
+}
+
+#[test]
+fn cumulative_histograms_have_layout_only_representatives_and_no_extremes() {
+    let n = run(r#"{"name":"lat","histogram":{"aggregationTemporality":2,"dataPoints":[
+        {"startTimeUnixNano":"1799998000000000000","count":"6","sum":100,"min":1,"max":50,"explicitBounds":[5,10,20],"bucketCounts":["1","2","0","3"]}]}}"#);
+    let d = dist(&n.points[0]);
+    assert!(d.cumulative);
+    assert_eq!(d.start_time_unix_nano, 1_799_998_000_000_000_000);
+    assert_eq!((d.min, d.max), (None, None));
+    assert_eq!(d.values, vec![5.0, 7.5, 20.0]);
+}
+
+#[test]
+fn summaries_become_quantile_gauges_and_cumulative_count_and_sum() {
+    let n = run(r#"{"name":"rpc","unit":"ms","summary":{"dataPoints":[{"startTimeUnixNano":"1799998000000000000","count":"10","sum":55.5,
+        "attributes":[{"key":"method","value":{"stringValue":"get"}}],
+        "quantileValues":[{"quantile":0.5,"value":4},{"quantile":0.99,"value":9.5}]}]}}"#);
+    assert_eq!(n.rejected, 0, "{}", n.error_message());
+    let summary: Vec<(&str, String, Option<Value>)> = n
+        .points
+        .iter()
+        .map(|p| {
+            let q = p.labels.iter().find(|l| l.key == "quantile").map(|l| l.value.clone()).unwrap_or_default();
+            (p.metric.as_str(), q, p.value.clone())
+        })
+        .collect();
+    let total = |v: f64| Some(Value::Counter(Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: 1_799_998_000_000_000_000 }));
+    assert_eq!(
+        summary,
+        [
+            ("rpc.count", String::new(), total(10.0)),
+            ("rpc.sum", String::new(), total(55.5)),
+            ("rpc", "0.5".to_string(), Some(Value::Gauge(4.0))),
+            ("rpc", "0.99".to_string(), Some(Value::Gauge(9.5))),
+        ]
+    );
+    assert!(n.points.iter().all(|p| p.labels.iter().any(|l| l.key == "method")));
+    let bad = run(r#"{"name":"s","summary":{"dataPoints":[{"count":1,"quantileValues":[{"quantile":2,"value":1}]}]}}"#);
+    assert_eq!((bad.points.len(), bad.rejected), (0, 1));
 }
 
 #[test]
@@ -133,13 +177,37 @@ fn exponential_histogram_count_mismatch_and_bad_scale() {
 }
 
 #[test]
-fn summaries_and_nameless_metrics_are_reported() {
-    let n = run(r#"{"name":"s","summary":{"dataPoints":[{"count":1},{"count":2}]}},
-                   {"gauge":{"dataPoints":[{"asDouble":1}]}},
+fn nameless_and_empty_metrics_are_reported() {
+    let n = run(r#"{"gauge":{"dataPoints":[{"asDouble":1},{"asDouble":2}]}},
                    {"name":"nodata"}"#);
-    assert_eq!(n.rejected, 4);
+    assert_eq!(n.rejected, 3);
     let msg = n.error_message();
-    assert!(msg.contains("Summary") && msg.contains("without a name") && msg.contains("nodata: no data"), "{msg}");
+    assert!(msg.contains("without a name") && msg.contains("nodata: no data"), "{msg}");
+}
+
+#[test]
+fn far_future_and_ancient_points_are_rejected() {
+    let n = run(&format!(
+        r#"{{"name":"g","gauge":{{"dataPoints":[{{"asDouble":1,"timeUnixNano":"{}"}},{{"asDouble":2,"timeUnixNano":"1000"}},{{"asDouble":3,"timeUnixNano":"{}"}}]}}}}"#,
+        NOW + 2 * 3600 * 1_000_000_000,
+        NOW - 60_000_000_000
+    ));
+    assert_eq!((n.points.len(), n.rejected), (1, 2));
+    assert!(n.error_message().contains("in the future") && n.error_message().contains("retention"), "{}", n.error_message());
+}
+
+#[test]
+fn scope_attributes_are_labels_and_long_values_are_cut_and_reported() {
+    let body = format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"scope":{{"name":"lib","attributes":[{{"key":"scope.attr","value":{{"stringValue":"s"}}}}]}},
+            "metrics":[{{"name":"g","gauge":{{"dataPoints":[{{"asDouble":1,"attributes":[{{"key":"long","value":{{"stringValue":"{}"}}}}]}}]}}}}]}}]}}]}}"#,
+        "x".repeat(5000)
+    );
+    let n = normalize(&decode::metrics(body.as_bytes(), Encoding::Json).unwrap(), NOW);
+    assert_eq!((n.points.len(), n.rejected, n.truncated), (1, 0, 1));
+    let keys: Vec<&str> = n.points[0].labels.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(keys, ["long", "scope.attr"]);
+    assert!(n.error_message().contains("1 label values longer than 1024 bytes were cut"));
 }
 
 #[test]

@@ -1,0 +1,71 @@
+use super::*;
+use prost::Message;
+use proto::point::Batch;
+
+const NOW: u64 = 1_800_000_000_000_000_000;
+const CTX: Context = Context { tenant: "dev", request_id: "r1", now_unix_nano: NOW };
+
+fn metrics_json(points: &str) -> Vec<u8> {
+    format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#).into_bytes()
+}
+
+#[test]
+fn accepted_points_reach_the_queue_and_analytics() {
+    let a = export(Signal::Metrics, &CTX, &metrics_json(r#"{"asDouble":1},{"asDouble":2}"#), Encoding::Json).unwrap();
+    assert_eq!((a.points, a.rejected), (2, 0));
+    let batch = Batch::decode(a.messages[0].as_slice()).unwrap();
+    assert_eq!(batch.tenant, "dev");
+    assert_eq!(batch.points.len(), 2);
+    assert_eq!(a.data_points.len(), 1);
+    assert_eq!(a.response, b"{}");
+    // A fully accepted protobuf export answers an empty message.
+    let pb = export(Signal::Metrics, &CTX, &[], Encoding::Protobuf).unwrap();
+    assert!(pb.response.is_empty() && pb.messages.is_empty());
+}
+
+#[test]
+fn partial_success_names_what_was_rejected() {
+    let a = export(Signal::Metrics, &CTX, &metrics_json(r#"{"asDouble":1},{"asDouble":"NaN"}"#), Encoding::Json).unwrap();
+    assert_eq!((a.points, a.rejected), (1, 1));
+    let json: serde_json::Value = serde_json::from_slice(&a.response).unwrap();
+    assert_eq!(json["partialSuccess"]["rejectedDataPoints"], "1");
+    assert_eq!(json["partialSuccess"]["errorMessage"], "metric g: non-finite value NaN");
+}
+
+#[test]
+fn each_signal_answers_with_its_own_response_type() {
+    let spans = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"s","startTimeUnixNano":"5","endTimeUnixNano":"4"}]}]}]}"#;
+    let a = export(Signal::Traces, &CTX, spans, Encoding::Json).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&a.response).unwrap();
+    assert_eq!(json["partialSuccess"]["rejectedSpans"], "1");
+
+    let logs_req = proto::otlp::logs::ExportLogsServiceRequest {
+        resource_logs: vec![proto::otlp::logs::ResourceLogs {
+            scope_logs: vec![proto::otlp::logs::ScopeLogs {
+                log_records: vec![proto::otlp::logs::LogRecord { time_unix_nano: 3, ..Default::default() }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let a = export(Signal::Logs, &CTX, &logs_req.encode_to_vec(), Encoding::Protobuf).unwrap();
+    let resp = proto::otlp::logs::ExportLogsServiceResponse::decode(a.response.as_slice()).unwrap();
+    assert_eq!(resp.partial_success.unwrap().rejected_log_records, 1);
+}
+
+#[test]
+fn undecodable_bodies_are_errors() {
+    for signal in [Signal::Metrics, Signal::Traces, Signal::Logs] {
+        let err = export(signal, &CTX, b"{", Encoding::Json).unwrap_err();
+        assert_eq!(err.status(), 400);
+        let err = export(signal, &CTX, b"\x0a\xff", Encoding::Protobuf).unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+}
+
+#[test]
+fn request_ids_follow_the_body() {
+    assert_eq!(request_id("t", b"abc"), request_id("t", b"abc"));
+    assert_ne!(request_id("t", b"abc"), request_id("t", b"abd"));
+    assert_ne!(request_id("t", b"abc"), request_id("u", b"abc"));
+}
