@@ -13,6 +13,8 @@
 pub mod aggregate;
 pub mod archive;
 pub mod decode;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod keys;
 pub mod names;
 pub mod normalize;

@@ -5,6 +5,7 @@ use crate::accumulate::{SeriesKey, Slot};
 use crate::error::{Context, RollupError};
 use crate::{cursor, plan, prepare, store};
 use serde::Serialize;
+use std::collections::HashSet;
 use worker::{Bucket, D1Database, Env};
 
 /// Binding and var names, as in `wrangler.toml`.
@@ -12,13 +13,15 @@ pub const DB: &str = "DB";
 pub const ARCHIVES: &str = "ARCHIVES";
 pub const MAX_ARCHIVES_PER_RUN: &str = "MAX_ARCHIVES_PER_RUN";
 const DEFAULT_MAX_ARCHIVES: u32 = 50;
+/// Pages of 1,000 keys one run lists at most.
+const MAX_LIST_PAGES: usize = 10;
 
 /// What a run did; the last one is kept in `rollup_state` for `GET /status`.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub started_ms: u64,
     pub finished_ms: u64,
-    /// Archives listed after the cursor.
+    /// Archives listed after the cursor (applied ones included).
     pub listed: usize,
     /// Archives applied by this run.
     pub archives: u64,
@@ -42,18 +45,37 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
     let mut report = Report { started_ms: now_ms, ..Default::default() };
 
     let current = store::state(&db, "cursor").await?;
-    let mut list = bucket.list().prefix(proto::archive::KEY_PREFIX).limit(max_archives.clamp(1, 1000));
-    if let Some(c) = &current {
-        list = list.start_after(c.clone());
+    // Keys after the cursor, page by page: applied archives within the grace
+    // period are listed again every run, so page past them to the new ones.
+    let mut keys: Vec<String> = Vec::new();
+    let mut processed = HashSet::new();
+    let mut todo: Vec<String> = Vec::new();
+    let mut after = current.clone();
+    for _ in 0..MAX_LIST_PAGES {
+        let mut list = bucket.list().prefix(proto::archive::KEY_PREFIX).limit(1000);
+        if let Some(a) = &after {
+            list = list.start_after(a.clone());
+        }
+        let listing = list.execute().await.during("listing archives")?;
+        let page: Vec<String> = listing.objects().iter().map(|o| o.key()).collect();
+        let Some(last) = page.last().cloned() else { break };
+        let done = store::processed(&db, &page).await?;
+        for key in page {
+            if done.contains(&key) {
+                processed.insert(key.clone());
+            } else if todo.len() < max_archives as usize {
+                todo.push(key.clone());
+            }
+            keys.push(key);
+        }
+        after = Some(last);
+        if todo.len() >= max_archives as usize || !listing.truncated() {
+            break;
+        }
     }
-    let keys: Vec<String> = list.execute().await.during("listing archives")?.objects().iter().map(|o| o.key()).collect();
     report.listed = keys.len();
 
-    let mut processed = store::processed(&db, &keys).await?;
-    for key in &keys {
-        if processed.contains(key) {
-            continue;
-        }
+    for key in &todo {
         match apply_archive(&db, &bucket, key, now_ms).await {
             Ok(points) => {
                 report.archives += 1;

@@ -129,6 +129,46 @@ pub fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
+/// The local state folder the stack runs on.
+pub fn state_dir() -> std::path::PathBuf {
+    std::env::var_os("E2E_STATE").map(Into::into).expect("E2E_STATE is not set: run the end-to-end tests with `cargo xtask test`")
+}
+
+/// Keys of the archives the rollup has applied whose key time is at least
+/// `since_ms`, read from its ledger in the local D1 with wrangler.
+pub fn applied_archive_keys(since_ms: u64) -> Result<Vec<String>> {
+    let root = xtask::root();
+    let sql = format!("SELECT key FROM processed_archives WHERE key >= '{}{since_ms:013}' ORDER BY key", proto::archive::KEY_PREFIX);
+    let out = xtask::wrangler(&root)
+        .args(["d1", "execute", xtask::stack::DATABASE, "--local", "--env", "rollup", "--json", "--command", &sql, "--persist-to"])
+        .arg(state_dir())
+        .output()?;
+    if !out.status.success() {
+        bail!("wrangler d1 execute failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("wrangler d1 execute --json output")?;
+    Ok(json[0]["results"].as_array().into_iter().flatten().filter_map(|r| r["key"].as_str().map(str::to_owned)).collect())
+}
+
+/// An archive read back from the local R2 bucket with wrangler.
+pub fn read_archive(key: &str) -> Result<proto::archive::Archive> {
+    let root = xtask::root();
+    let file = std::env::temp_dir().join(format!("e2e-archive-{}-{}", std::process::id(), key.replace('/', "_")));
+    let status = xtask::wrangler(&root)
+        .args(["r2", "object", "get", &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
+        .arg(&file)
+        .arg("--persist-to")
+        .arg(state_dir())
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("wrangler r2 object get {key} failed");
+    }
+    let bytes = std::fs::read(&file)?;
+    let _ = std::fs::remove_file(&file);
+    Ok(proto::archive::decode(&bytes)?)
+}
+
 /// Percent-encodes a query parameter value.
 pub fn encode(s: &str) -> String {
     s.bytes()

@@ -2,6 +2,7 @@
 //! the Workers to wasm, running them under `wrangler dev`, testing and
 //! deploying. The end-to-end tests reuse [`stack`] and [`deploy`].
 
+pub mod bench;
 pub mod deploy;
 pub mod dev;
 pub mod stack;

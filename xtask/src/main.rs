@@ -11,6 +11,8 @@ commands:
            run the whole stack locally (ingest :8787, rollup :8788, dashboard-api :8789)
              --state DIR   local state folder (default .wrangler/state)
   test     run every test: unit tests, then the end-to-end suite against a fresh local stack
+  bench    load-run the local stack and report workerd CPU time per ingest request
+             --requests N  requests per payload (default 100)
   deploy   publish the three Workers and apply D1 migrations remotely
              --dry-run     bundle each Worker and report sizes; publish nothing
 ";
@@ -36,6 +38,17 @@ fn main() -> Result<()> {
                 bail!("unknown option {other:?} for test\n\n{HELP}");
             }
             xtask::test::run()
+        }
+        "bench" => {
+            let mut requests = 100;
+            let mut it = rest.into_iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--requests" => requests = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--requests needs a number"))?,
+                    other => bail!("unknown option {other:?} for bench\n\n{HELP}"),
+                }
+            }
+            xtask::bench::run(requests)
         }
         "deploy" => match rest.first().map(String::as_str) {
             None => xtask::deploy::publish(),

@@ -186,6 +186,11 @@ impl Stack {
         Ok(())
     }
 
+    /// The process group (the wrangler's pid) a Worker runs in.
+    pub fn group_of(&self, worker: &str) -> Option<u32> {
+        self.processes.iter().find(|p| p.worker.name == worker).map(|p| p.child.id())
+    }
+
     /// The name of a Worker whose process has exited, if any.
     pub fn exited(&mut self) -> Option<&'static str> {
         self.processes.iter_mut().find_map(|p| (!matches!(p.child.try_wait(), Ok(None))).then_some(p.worker.name))

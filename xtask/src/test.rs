@@ -20,6 +20,7 @@ pub fn run() -> Result<()> {
     let started = Instant::now();
     let root = root();
     let tools = tools::ensure(&root)?;
+    let python = tools::python_sdk(&root)?;
 
     step("unit tests (native)");
     crate::run(Command::new("cargo").args(["test", "--workspace", "--exclude", "e2e"]).current_dir(&root))?;
@@ -54,6 +55,7 @@ pub fn run() -> Result<()> {
         .env("E2E_STATE", &state)
         // The dev-command test runs this very binary's `dev`.
         .env("E2E_XTASK_BIN", std::env::current_exe()?)
+        .env("E2E_PYTHON", &python)
         .spawn()
         .context("starting the end-to-end tests")?;
     let status = loop {

@@ -101,6 +101,29 @@ fn node_modules(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A virtualenv at `target/e2e/venv` with the pinned OpenTelemetry Python
+/// SDK (`tests/python/requirements.txt`), for the real-client tests. Returns
+/// its `python`.
+pub fn python_sdk(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/e2e/venv");
+    let python = venv.join("bin/python");
+    let requirements = std::fs::read(root.join("tests/python/requirements.txt")).context("reading tests/python/requirements.txt")?;
+    let stamp = venv.join(".xtask-requirements-stamp");
+    let want = format!("{:016x}", fnv(&requirements));
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return Ok(python);
+    }
+    step("installing the OpenTelemetry Python SDK into target/e2e/venv (pip)");
+    let python3 = if output(Command::new("python3").arg("--version")).is_some() { "python3" } else { "python" };
+    run(Command::new(python3).args(["-m", "venv"]).arg(&venv))
+        .context("creating a Python virtualenv (needs Python 3 with the venv module)")?;
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(root.join("tests/python/requirements.txt")))?;
+    std::fs::write(&stamp, want)?;
+    Ok(python)
+}
+
 fn node_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
     let mut parts = version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (m, n) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
