@@ -1,9 +1,10 @@
 //! Points → Workers Analytics Engine data points.
 //!
 //! Analytics Engine keeps the raw, per-request view for ad-hoc SQL; the exact
-//! aggregates live in D1. One data point is written per series per request
-//! (the request's points of that series summed up), which keeps a request
-//! within the 250 writes one invocation may make.
+//! per-series aggregates live in D1. Each request writes one data point per
+//! metric and service (its points summed up): a `writeDataPoint` call is the
+//! costly part of this stage, and per-series points would make a request with
+//! many series pay 250 calls (the per-invocation limit) where ~20 do.
 //!
 //! | field | content |
 //! | --- | --- |
@@ -12,25 +13,25 @@
 //! | `blob2` | metric name (OpenTelemetry spelling, with dots) |
 //! | `blob3` | kind: `gauge`, `counter` or `distribution` |
 //! | `blob4` | unit |
-//! | `blob5` | labels as a JSON object with sorted keys (cut to fit 16 KB of blobs) |
+//! | `blob5` | `service.name` of the points (empty if they have none) |
 //! | `double1` | count: gauge samples, counter points, or distribution samples |
-//! | `double2` | sum: of samples, or the counter's total increase |
+//! | `double2` | sum: of samples, or the counters' total increase |
 //! | `double3` | min |
 //! | `double4` | max |
-//! | `double5` | time of the series' latest point in the request, unix seconds |
+//! | `double5` | time of the latest point, unix seconds |
+//! | `double6` | points summed into this data point |
 //!
-//! A request with more than 250 series writes 249 of them and folds the rest
-//! into one data point with metric `otel.overflow` whose labels give the number
-//! of series folded, so that `SUM(double1)` stays right.
+//! A request with more than 250 (metric, service) pairs writes 249 of them
+//! and folds the rest into one data point with metric `otel.overflow`, so
+//! that `SUM(double1)` stays right.
 
-use proto::point::{labels_json, Kind, Point, Value};
-use std::collections::BTreeMap;
+use proto::point::{Kind, Point, Value};
+use std::collections::HashMap;
 
 /// The most data points one Worker invocation may write.
 pub const MAX_DATA_POINTS: usize = 250;
 const MAX_INDEX_BYTES: usize = 96;
-/// Blobs may total 16 KB; leave room for the short ones.
-const MAX_LABELS_BYTES: usize = 15 * 1024;
+const MAX_BLOB_BYTES: usize = 1024;
 /// The metric name of the folded remainder.
 pub const OVERFLOW_METRIC: &str = "otel.overflow";
 
@@ -49,6 +50,7 @@ struct Summary {
     min: f64,
     max: f64,
     time_ns: u64,
+    points: f64,
 }
 
 impl Summary {
@@ -63,7 +65,7 @@ impl Summary {
             }
             None => (0.0, 0.0, f64::INFINITY, f64::NEG_INFINITY),
         };
-        Summary { count, sum, min, max, time_ns: p.time_unix_nano }
+        Summary { count, sum, min, max, time_ns: p.time_unix_nano, points: 1.0 }
     }
 
     fn add(&mut self, o: Summary) {
@@ -72,67 +74,70 @@ impl Summary {
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         self.time_ns = self.time_ns.max(o.time_ns);
+        self.points += o.points;
     }
 
     fn doubles(&self) -> Vec<f64> {
         // Analytics Engine stores doubles; an empty distribution has no extremes.
         let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
-        vec![self.count, self.sum, finite(self.min), finite(self.max), (self.time_ns / 1_000_000_000) as f64]
+        vec![self.count, self.sum, finite(self.min), finite(self.max), (self.time_ns / 1_000_000_000) as f64, self.points]
     }
 }
 
-/// The data points for one request's points.
+fn service(p: &Point) -> &str {
+    p.labels.iter().find(|l| l.key == "service.name").map_or("", |l| l.value.as_str())
+}
+
+/// The data points for one request's points, in first-seen order.
 pub fn data_points(tenant: &str, points: &[Point]) -> Vec<DataPoint> {
-    let mut series: BTreeMap<(&str, &[proto::point::Label]), (Kind, &str, Summary)> = BTreeMap::new();
+    let mut order: Vec<(&str, &str, Kind, &str)> = Vec::new();
+    let mut groups: HashMap<(&str, &str), (usize, Summary)> = HashMap::new();
     for p in points {
         let s = Summary::of(p);
-        series
-            .entry((p.metric.as_str(), p.labels.as_slice()))
-            .and_modify(|(_, _, acc)| acc.add(s))
-            .or_insert((p.kind(), p.unit.as_str(), s));
+        let key = (p.metric.as_str(), service(p));
+        match groups.get_mut(&key) {
+            Some((_, acc)) => acc.add(s),
+            None => {
+                groups.insert(key, (order.len(), s));
+                order.push((key.0, key.1, p.kind(), p.unit.as_str()));
+            }
+        }
     }
-    let keep = if series.len() > MAX_DATA_POINTS { MAX_DATA_POINTS - 1 } else { series.len() };
+    let keep = if order.len() > MAX_DATA_POINTS { MAX_DATA_POINTS - 1 } else { order.len() };
     let mut out = Vec::with_capacity(keep + 1);
     let mut overflow: Option<(usize, Summary)> = None;
-    for (i, ((metric, labels), (kind, unit, s))) in series.into_iter().enumerate() {
+    for (i, (metric, service, kind, unit)) in order.into_iter().enumerate() {
+        let s = groups[&(metric, service)].1;
         if i < keep {
             out.push(DataPoint {
-                index: index(tenant, metric),
+                index: cut(format!("{tenant}/{metric}"), MAX_INDEX_BYTES),
                 blobs: vec![
                     tenant.to_owned(),
-                    metric.to_owned(),
+                    cut(metric.to_owned(), MAX_BLOB_BYTES),
                     kind.as_str().to_owned(),
-                    unit.to_owned(),
-                    cut(labels_json(labels), MAX_LABELS_BYTES),
+                    cut(unit.to_owned(), MAX_BLOB_BYTES),
+                    cut(service.to_owned(), MAX_BLOB_BYTES),
                 ],
                 doubles: s.doubles(),
             });
         } else {
-            let o = overflow.get_or_insert((0, s));
-            if o.0 > 0 {
-                o.1.add(s);
+            match &mut overflow {
+                Some((n, acc)) => {
+                    *n += 1;
+                    acc.add(s);
+                }
+                None => overflow = Some((1, s)),
             }
-            o.0 += 1;
         }
     }
     if let Some((n, s)) = overflow {
         out.push(DataPoint {
-            index: index(tenant, OVERFLOW_METRIC),
-            blobs: vec![
-                tenant.to_owned(),
-                OVERFLOW_METRIC.to_owned(),
-                String::new(),
-                String::new(),
-                format!("{{\"series\":\"{n}\"}}"),
-            ],
+            index: cut(format!("{tenant}/{OVERFLOW_METRIC}"), MAX_INDEX_BYTES),
+            blobs: vec![tenant.to_owned(), OVERFLOW_METRIC.to_owned(), String::new(), String::new(), format!("{n} metrics")],
             doubles: s.doubles(),
         });
     }
     out
-}
-
-fn index(tenant: &str, metric: &str) -> String {
-    cut(format!("{tenant}/{metric}"), MAX_INDEX_BYTES)
 }
 
 /// Cuts a string to at most `max` bytes on a character boundary.
@@ -152,10 +157,10 @@ mod tests {
     use super::*;
     use proto::point::{Counter, Distribution, Label};
 
-    fn point(metric: &str, label: &str, value: Value) -> Point {
+    fn point(metric: &str, service: &str, value: Value) -> Point {
         Point {
             metric: metric.into(),
-            labels: vec![Label { key: "k".into(), value: label.into() }],
+            labels: vec![Label { key: "k".into(), value: "x".into() }, Label { key: "service.name".into(), value: service.into() }],
             unit: "ms".into(),
             time_unix_nano: 1_700_000_000_500_000_000,
             value: Some(value),
@@ -163,41 +168,41 @@ mod tests {
     }
 
     #[test]
-    fn one_data_point_per_series() {
+    fn one_data_point_per_metric_and_service() {
         let points = [
-            point("a", "x", Value::Gauge(1.0)),
-            point("a", "x", Value::Gauge(3.0)),
-            point("a", "y", Value::Gauge(5.0)),
-            point("c", "x", Value::Counter(Counter { value: 4.0, monotonic: true, ..Default::default() })),
-            point("d", "x", Value::Distribution(Distribution { count: 3, sum: 9.0, values: vec![2.0, 4.0], counts: vec![1, 2], ..Default::default() })),
+            point("a", "api", Value::Gauge(1.0)),
+            point("a", "api", Value::Gauge(3.0)),
+            point("a", "web", Value::Gauge(5.0)),
+            point("c", "api", Value::Counter(Counter { value: 4.0, monotonic: true, ..Default::default() })),
+            point("d", "api", Value::Distribution(Distribution { count: 3, sum: 9.0, values: vec![2.0, 4.0], counts: vec![1, 2], ..Default::default() })),
         ];
         let dps = data_points("t", &points);
         assert_eq!(dps.len(), 4);
         assert_eq!(dps[0].index, "t/a");
-        assert_eq!(dps[0].blobs, ["t", "a", "gauge", "ms", r#"{"k":"x"}"#]);
-        assert_eq!(dps[0].doubles, [2.0, 4.0, 1.0, 3.0, 1_700_000_000.0]);
+        assert_eq!(dps[0].blobs, ["t", "a", "gauge", "ms", "api"]);
+        assert_eq!(dps[0].doubles, [2.0, 4.0, 1.0, 3.0, 1_700_000_000.0, 2.0]);
+        assert_eq!(dps[1].blobs[4], "web");
         assert_eq!(dps[2].blobs[2], "counter");
         assert_eq!(dps[2].doubles[..2], [1.0, 4.0]);
         assert_eq!(dps[3].doubles[..4], [3.0, 9.0, 2.0, 4.0]);
     }
 
     #[test]
-    fn more_than_250_series_fold_into_an_overflow_point_without_losing_counts() {
-        let points: Vec<Point> = (0..600).map(|i| point("m", &format!("{i:04}"), Value::Gauge(1.0))).collect();
+    fn more_than_250_metrics_fold_into_an_overflow_point_without_losing_counts() {
+        let points: Vec<Point> = (0..600).map(|i| point(&format!("m{i:04}"), "s", Value::Gauge(1.0))).collect();
         let dps = data_points("t", &points);
         assert_eq!(dps.len(), MAX_DATA_POINTS);
         let last = dps.last().unwrap();
         assert_eq!(last.blobs[1], OVERFLOW_METRIC);
-        assert_eq!(last.blobs[4], r#"{"series":"351"}"#);
+        assert_eq!(last.blobs[4], "351 metrics");
         let total: f64 = dps.iter().map(|d| d.doubles[0]).sum();
         assert_eq!(total, 600.0);
     }
 
     #[test]
     fn limits_are_respected() {
-        let long = "é".repeat(100);
-        let mut p = point(&long, &"v".repeat(20_000), Value::Gauge(1.0));
-        p.labels.push(Label { key: "z".into(), value: "w".repeat(20_000) });
+        let long = "é".repeat(1000);
+        let p = point(&long, &"v".repeat(20_000), Value::Gauge(1.0));
         let dp = &data_points("tenant", &[p])[0];
         assert!(dp.index.len() <= 96);
         assert!(dp.blobs.iter().map(String::len).sum::<usize>() <= 16 * 1024);

@@ -68,4 +68,8 @@ fn request_ids_follow_the_body() {
     assert_eq!(request_id("t", b"abc"), request_id("t", b"abc"));
     assert_ne!(request_id("t", b"abc"), request_id("t", b"abd"));
     assert_ne!(request_id("t", b"abc"), request_id("u", b"abc"));
+    // Trailing zero bytes and a moved tenant/body boundary still differ.
+    assert_ne!(request_id("t", b"abc"), request_id("t", b"abc\0"));
+    assert_ne!(request_id("ta", b"bc"), request_id("t", b"abc"));
+    assert_eq!(request_id("t", b"").len(), 32);
 }
