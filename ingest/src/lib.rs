@@ -10,6 +10,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod export;
+mod gzip;
 
 use error::IngestError;
 use worker::{
@@ -144,10 +145,11 @@ async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _
         return Ok(());
     }
     let key = proto::archive::key(worker::Date::now().as_millis(), &ids.iter().map(String::as_str).collect::<Vec<_>>());
-    let archive = proto::archive::encode(&bodies.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    let put = match env.bucket(ARCHIVES) {
-        Ok(bucket) => bucket.put(&key, archive).execute().await.map(|_| ()),
-        Err(e) => Err(e),
+    let raw = proto::archive::raw(&bodies.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let put = match (gzip::gzip(&raw).await, env.bucket(ARCHIVES)) {
+        (Ok(archive), Ok(bucket)) => bucket.put(&key, archive).execute().await.map(|_| ()),
+        (Err(e), _) => Err(worker::Error::from(e)),
+        (_, Err(e)) => Err(e),
     };
     match put {
         Ok(()) => good.iter().for_each(|m| m.ack()),

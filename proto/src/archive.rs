@@ -54,8 +54,9 @@ pub enum ArchiveError {
     UnknownVersion(u32),
 }
 
-/// Builds a gzip archive from encoded [`Batch`]es (queue message bodies).
-pub fn encode(batches: &[&[u8]]) -> Vec<u8> {
+/// The uncompressed content of an archive holding encoded [`Batch`]es
+/// (queue message bodies); an archive file is this, gzip-compressed.
+pub fn raw(batches: &[&[u8]]) -> Vec<u8> {
     let mut raw = Vec::with_capacity(batches.iter().map(|b| b.len() + 6).sum::<usize>() + 2);
     // Field 1, varint: the format version.
     raw.push(0x08);
@@ -66,6 +67,13 @@ pub fn encode(batches: &[&[u8]]) -> Vec<u8> {
         prost::encoding::encode_varint(b.len() as u64, &mut raw);
         raw.extend_from_slice(b);
     }
+    raw
+}
+
+/// Builds a gzip archive from encoded [`Batch`]es. (The Worker compresses
+/// [`raw`] with the runtime's native gzip instead; both are plain gzip.)
+pub fn encode(batches: &[&[u8]]) -> Vec<u8> {
+    let raw = raw(batches);
     // Writing into a Vec cannot fail.
     let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::fast());
     let _ = gz.write_all(&raw);
