@@ -76,7 +76,7 @@ pub fn export(signal: Signal, ctx: &Context, body: &[u8], encoding: Encoding) ->
     use proto::{decode, normalize};
     let now = ctx.now_unix_nano;
     let normalized = match signal {
-        Signal::Metrics => normalize::metrics::normalize(&decode::metrics(body, encoding)?, now),
+        Signal::Metrics => normalize::metrics::normalize(decode::metrics(body, encoding)?, now),
         Signal::Traces => normalize::traces::normalize(&decode::traces(body, encoding)?, now),
         Signal::Logs => normalize::logs::normalize(&decode::logs(body, encoding)?, now),
     };

@@ -180,7 +180,7 @@ mod tests {
     fn fixtures_have_the_stated_shape_and_json_matches_protobuf() {
         let t = 1_800_000_000_000_000_000;
         let req = metrics_request(1000, t);
-        let n = crate::normalize::metrics::normalize(&req, t);
+        let n = crate::normalize::metrics::normalize(req.clone(), t);
         assert_eq!((n.points.len(), n.rejected), (1000, 0));
         assert_eq!(n.points[0].labels.len(), 8);
         let json = metrics_json(&req);

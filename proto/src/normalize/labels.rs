@@ -26,21 +26,9 @@ pub fn labels_from(layers: &[&[KeyValue]]) -> Result<Labeled, String> {
     let mut out = Labeled::default();
     for layer in layers {
         for kv in *layer {
-            if kv.key.is_empty() {
-                return Err("attribute with an empty key".into());
-            }
-            if kv.key.len() > MAX_KEY_BYTES {
-                return Err(format!("attribute key longer than {MAX_KEY_BYTES} bytes"));
-            }
+            check_key(&kv.key)?;
             let mut value = kv.value.as_ref().map(|v| v.to_label()).unwrap_or_default();
-            if value.len() > MAX_VALUE_BYTES {
-                let mut end = MAX_VALUE_BYTES;
-                while !value.is_char_boundary(end) {
-                    end -= 1;
-                }
-                value.truncate(end);
-                out.truncated += 1;
-            }
+            out.truncated += cut(&mut value);
             match out.labels.iter_mut().find(|l| l.key == kv.key) {
                 Some(existing) => existing.value = value,
                 None => out.labels.push(Label { key: kv.key.clone(), value }),
@@ -52,6 +40,51 @@ pub fn labels_from(layers: &[&[KeyValue]]) -> Result<Labeled, String> {
     }
     out.labels.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
+}
+
+/// Labels shared by a scope's points (from resource and scope attributes,
+/// sorted) plus one point's own attributes, which are moved rather than
+/// copied. The same rules as [`labels_from`], the point's attributes last.
+pub fn with_point(shared: &[Label], attrs: Vec<KeyValue>) -> Result<Labeled, String> {
+    let mut out = Labeled { labels: Vec::with_capacity(shared.len() + attrs.len()), truncated: 0 };
+    out.labels.extend_from_slice(shared);
+    for kv in attrs {
+        check_key(&kv.key)?;
+        let mut value = kv.value.map(|v| v.into_label()).unwrap_or_default();
+        out.truncated += cut(&mut value);
+        match out.labels.iter_mut().find(|l| l.key == kv.key) {
+            Some(existing) => existing.value = value,
+            None => out.labels.push(Label { key: kv.key, value }),
+        }
+    }
+    if out.labels.len() > MAX_LABELS {
+        return Err(format!("{} attributes, more than the {MAX_LABELS} allowed", out.labels.len()));
+    }
+    out.labels.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("attribute with an empty key".into());
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!("attribute key longer than {MAX_KEY_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+/// Cuts a value to [`MAX_VALUE_BYTES`]; 1 if it was cut.
+fn cut(value: &mut String) -> usize {
+    if value.len() <= MAX_VALUE_BYTES {
+        return 0;
+    }
+    let mut end = MAX_VALUE_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value.truncate(end);
+    1
 }
 
 /// Labels given as plain pairs (for metrics ingest derives itself).
@@ -81,6 +114,15 @@ mod tests {
         let l = labels_from(&[&resource, &point]).unwrap();
         assert_eq!(pairs(&l), [("host", "b"), ("route", "/y"), ("service.name", "api")]);
         assert_eq!(l.truncated, 0);
+    }
+
+    #[test]
+    fn with_point_equals_labels_from_all_layers() {
+        let resource = [kv("service.name", "api"), kv("host", "a")];
+        let point = vec![kv("route", "/x"), kv("host", "b"), kv("long", &"x".repeat(2000))];
+        let shared = labels_from(&[&resource]).unwrap();
+        assert_eq!(with_point(&shared.labels, point.clone()).unwrap(), labels_from(&[&resource, &point]).unwrap());
+        assert!(with_point(&shared.labels, vec![kv("", "v")]).is_err());
     }
 
     #[test]

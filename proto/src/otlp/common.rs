@@ -155,6 +155,14 @@ impl AnyValue {
         }
     }
 
+    /// [`AnyValue::to_label`], moving a string value instead of copying it.
+    pub fn into_label(self) -> String {
+        match self.value {
+            Some(any_value::Value::StringValue(s)) => s,
+            _ => self.to_label(),
+        }
+    }
+
     fn to_json(&self) -> serde_json::Value {
         use any_value::Value::*;
         match &self.value {

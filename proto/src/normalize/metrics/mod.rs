@@ -19,25 +19,37 @@
 //! points bucket by bucket. Aggregation temporality 0 (unspecified) is invalid
 //! and rejected.
 
-use super::{labels_from, point_time, Normalized};
+use super::labels::{labels_from, with_point};
+use super::{point_time, Normalized};
 use crate::otlp::common::KeyValue;
 use crate::otlp::metrics::{
     metric::Data, number_data_point, temporality, ExponentialHistogramDataPoint,
     ExportMetricsServiceRequest, HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
 };
-use crate::point::{Counter, Distribution, Point, Value};
+use crate::point::{Counter, Distribution, Label, Point, Value};
 
 /// Normalizes a metrics export. `now_unix_nano` stands in for a data point's
-/// missing (zero) timestamp.
-pub fn normalize(req: &ExportMetricsServiceRequest, now_unix_nano: u64) -> Normalized {
+/// missing (zero) timestamp. Takes the request by value so that attribute
+/// strings move into labels instead of being copied.
+pub fn normalize(req: ExportMetricsServiceRequest, now_unix_nano: u64) -> Normalized {
     let mut out = Normalized::default();
-    for rm in &req.resource_metrics {
+    for rm in req.resource_metrics {
         let resource: &[KeyValue] = rm.resource.as_ref().map_or(&[], |r| &r.attributes);
-        for sm in &rm.scope_metrics {
+        for sm in rm.scope_metrics {
             let scope: &[KeyValue] = sm.scope.as_ref().map_or(&[], |s| &s.attributes);
-            for metric in &sm.metrics {
-                let ctx = Ctx { name: &metric.name, unit: &metric.unit, resource, scope, now_unix_nano };
-                ctx.metric(metric.data.as_ref(), &mut out);
+            // Resource and scope labels once per scope, not once per point.
+            let shared = match labels_from(&[resource, scope]) {
+                Ok(l) => l,
+                Err(e) => {
+                    let n: u64 = sm.metrics.iter().map(|m| count_points(m.data.as_ref()).max(1)).sum();
+                    out.reject(n, || format!("resource or scope: {e}"));
+                    continue;
+                }
+            };
+            out.truncated += shared.truncated as u64;
+            for metric in sm.metrics {
+                let ctx = Ctx { name: &metric.name, unit: &metric.unit, shared: &shared.labels, now_unix_nano };
+                ctx.metric(metric.data, &mut out);
             }
         }
     }
@@ -48,24 +60,23 @@ pub fn normalize(req: &ExportMetricsServiceRequest, now_unix_nano: u64) -> Norma
 struct Ctx<'a> {
     name: &'a str,
     unit: &'a str,
-    resource: &'a [KeyValue],
-    scope: &'a [KeyValue],
+    shared: &'a [Label],
     now_unix_nano: u64,
 }
 
 impl Ctx<'_> {
-    fn metric(&self, data: Option<&Data>, out: &mut Normalized) {
+    fn metric(&self, data: Option<Data>, out: &mut Normalized) {
         let name = self.name;
         if name.is_empty() {
-            out.reject(count_points(data).max(1), || "metric without a name".into());
+            out.reject(count_points(data.as_ref()).max(1), || "metric without a name".into());
             return;
         }
         match data {
             None => out.reject(1, || format!("metric {name}: no data")),
             Some(Data::Gauge(g)) => {
-                for dp in &g.data_points {
-                    match number(dp) {
-                        Ok(v) => self.emit(&dp.attributes, dp.time_unix_nano, Value::Gauge(v), out),
+                for dp in g.data_points {
+                    match number(&dp) {
+                        Ok(v) => self.emit(dp.attributes, dp.time_unix_nano, Value::Gauge(v), out),
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
                 }
@@ -75,13 +86,13 @@ impl Ctx<'_> {
                     Ok(c) => c,
                     Err(e) => return out.reject(s.data_points.len() as u64, || format!("metric {name}: {e}")),
                 };
-                for dp in &s.data_points {
-                    match number(dp) {
+                for dp in s.data_points {
+                    match number(&dp) {
                         Ok(v) if s.is_monotonic && v < 0.0 => {
                             out.reject(1, || format!("metric {name}: negative value {v} of a monotonic sum"))
                         }
                         Ok(v) if cumulative && !s.is_monotonic => {
-                            self.emit(&dp.attributes, dp.time_unix_nano, Value::Gauge(v), out)
+                            self.emit(dp.attributes, dp.time_unix_nano, Value::Gauge(v), out)
                         }
                         Ok(v) => {
                             let c = Counter {
@@ -90,7 +101,7 @@ impl Ctx<'_> {
                                 cumulative,
                                 start_time_unix_nano: if cumulative { dp.start_time_unix_nano } else { 0 },
                             };
-                            self.emit(&dp.attributes, dp.time_unix_nano, Value::Counter(c), out);
+                            self.emit(dp.attributes, dp.time_unix_nano, Value::Counter(c), out);
                         }
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
@@ -101,9 +112,9 @@ impl Ctx<'_> {
                     Ok(c) => c,
                     Err(e) => return out.reject(h.data_points.len() as u64, || format!("metric {name}: {e}")),
                 };
-                for dp in &h.data_points {
-                    match explicit_histogram(dp, cumulative) {
-                        Ok(d) => self.emit(&dp.attributes, dp.time_unix_nano, Value::Distribution(d), out),
+                for dp in h.data_points {
+                    match explicit_histogram(&dp, cumulative) {
+                        Ok(d) => self.emit(dp.attributes, dp.time_unix_nano, Value::Distribution(d), out),
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
                 }
@@ -113,9 +124,9 @@ impl Ctx<'_> {
                     Ok(c) => c,
                     Err(e) => return out.reject(h.data_points.len() as u64, || format!("metric {name}: {e}")),
                 };
-                for dp in &h.data_points {
-                    match exponential_histogram(dp, cumulative) {
-                        Ok(d) => self.emit(&dp.attributes, dp.time_unix_nano, Value::Distribution(d), out),
+                for dp in h.data_points {
+                    match exponential_histogram(&dp, cumulative) {
+                        Ok(d) => self.emit(dp.attributes, dp.time_unix_nano, Value::Distribution(d), out),
                         Err(e) => out.reject(1, || format!("metric {name}: {e}")),
                     }
                 }
@@ -160,7 +171,7 @@ impl Ctx<'_> {
             }
             let attrs: Vec<KeyValue> = dp.attributes.iter().cloned().chain(extra).collect();
             let mut sink = Normalized::default();
-            ctx.emit(&attrs, dp.time_unix_nano, value, &mut sink);
+            ctx.emit(attrs, dp.time_unix_nano, value, &mut sink);
             if sink.rejected > 0 {
                 // One summary data point is one data point: all of it or none.
                 out.points.truncate(before);
@@ -173,13 +184,13 @@ impl Ctx<'_> {
     }
 
     /// Adds the point, or rejects it for its labels or its time.
-    fn emit(&self, attributes: &[KeyValue], time_unix_nano: u64, value: Value, out: &mut Normalized) {
+    fn emit(&self, attributes: Vec<KeyValue>, time_unix_nano: u64, value: Value, out: &mut Normalized) {
         let name = self.name;
         let time = match point_time(time_unix_nano, self.now_unix_nano) {
             Ok(t) => t,
             Err(e) => return out.reject(1, || format!("metric {name}: {e}")),
         };
-        match labels_from(&[self.resource, self.scope, attributes]) {
+        match with_point(self.shared, attributes) {
             Ok(l) => {
                 out.truncated += l.truncated as u64;
                 out.points.push(Point {

@@ -9,7 +9,7 @@ fn run(metrics_json: &str) -> Normalized {
             "scopeMetrics":[{{"metrics":[{metrics_json}]}}]}}]}}"#
     );
     let req = decode::metrics(body.as_bytes(), Encoding::Json).unwrap();
-    normalize(&req, NOW)
+    normalize(req, NOW)
 }
 
 fn dist(p: &Point) -> &Distribution {
@@ -203,7 +203,7 @@ fn scope_attributes_are_labels_and_long_values_are_cut_and_reported() {
             "metrics":[{{"name":"g","gauge":{{"dataPoints":[{{"asDouble":1,"attributes":[{{"key":"long","value":{{"stringValue":"{}"}}}}]}}]}}}}]}}]}}]}}"#,
         "x".repeat(5000)
     );
-    let n = normalize(&decode::metrics(body.as_bytes(), Encoding::Json).unwrap(), NOW);
+    let n = normalize(decode::metrics(body.as_bytes(), Encoding::Json).unwrap(), NOW);
     assert_eq!((n.points.len(), n.rejected, n.truncated), (1, 0, 1));
     let keys: Vec<&str> = n.points[0].labels.iter().map(|l| l.key.as_str()).collect();
     assert_eq!(keys, ["long", "scope.attr"]);
@@ -212,6 +212,6 @@ fn scope_attributes_are_labels_and_long_values_are_cut_and_reported() {
 
 #[test]
 fn empty_request_is_empty() {
-    let n = normalize(&Default::default(), NOW);
+    let n = normalize(Default::default(), NOW);
     assert_eq!((n.points.len(), n.rejected), (0, 0));
 }
