@@ -170,6 +170,22 @@ pub async fn stored(db: &D1Database, places: &[(i64, Slot)]) -> Result<HashMap<(
     Ok(out)
 }
 
+/// Parameters ?1-?10 of an aggregate row: its place, then its columns.
+fn row_params(series_id: i64, slot: &Slot, row: &Row) -> [JsValue; 10] {
+    [
+        num(series_id as f64),
+        num(f64::from(slot.resolution)),
+        num(slot.bucket_start as f64),
+        num(row.count),
+        num(row.sum),
+        opt(row.min),
+        opt(row.max),
+        num(row.last),
+        num(row.last_time_ms),
+        blob(row.samples.as_deref()),
+    ]
+}
+
 /// The stored cumulative states of the given series.
 pub async fn cumulative_states(db: &D1Database, ids: &[i64]) -> Result<HashMap<i64, StoredState>, RollupError> {
     #[derive(Deserialize)]
@@ -220,40 +236,21 @@ pub async fn apply(
                 db,
                 "INSERT INTO aggregates (series_id, resolution, bucket_start, count, sum, min, max, last, last_time_ms, samples, version) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)",
-                &[
-                    num(*series_id as f64),
-                    num(f64::from(slot.resolution)),
-                    num(slot.bucket_start as f64),
-                    num(row.count),
-                    num(row.sum),
-                    opt(row.min),
-                    opt(row.max),
-                    num(row.last),
-                    num(row.last_time_ms),
-                    blob(row.samples.as_deref()),
-                ],
+                &row_params(*series_id, slot, row),
             )?,
             // A version other than the one read makes the CASE yield 0, which
             // the CHECK (version >= 1) rejects: the batch rolls back.
-            Write::Update { series_id, slot, row, version } => prepare(
-                db,
-                "UPDATE aggregates SET count = ?4, sum = ?5, min = ?6, max = ?7, last = ?8, last_time_ms = ?9, samples = ?10, \
-                 version = CASE WHEN version = ?11 THEN version + 1 ELSE 0 END \
-                 WHERE series_id = ?1 AND resolution = ?2 AND bucket_start = ?3",
-                &[
-                    num(*series_id as f64),
-                    num(f64::from(slot.resolution)),
-                    num(slot.bucket_start as f64),
-                    num(row.count),
-                    num(row.sum),
-                    opt(row.min),
-                    opt(row.max),
-                    num(row.last),
-                    num(row.last_time_ms),
-                    blob(row.samples.as_deref()),
-                    num(*version as f64),
-                ],
-            )?,
+            Write::Update { series_id, slot, row, version } => {
+                let mut params = row_params(*series_id, slot, row).to_vec();
+                params.push(num(*version as f64));
+                prepare(
+                    db,
+                    "UPDATE aggregates SET count = ?4, sum = ?5, min = ?6, max = ?7, last = ?8, last_time_ms = ?9, samples = ?10, \
+                     version = CASE WHEN version = ?11 THEN version + 1 ELSE 0 END \
+                     WHERE series_id = ?1 AND resolution = ?2 AND bucket_start = ?3",
+                    &params,
+                )?
+            }
         });
     }
     for s in states {
