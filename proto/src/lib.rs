@@ -13,6 +13,7 @@
 pub mod aggregate;
 pub mod archive;
 pub mod decode;
+pub mod hash;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod keys;

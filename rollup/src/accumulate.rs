@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 pub const RESOLUTIONS: [u32; 3] = [60, 3600, 86_400];
 
 /// A series' identity and catalog attributes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeriesKey {
     pub tenant: String,
     pub metric: String,
@@ -36,6 +36,12 @@ pub struct Accumulator {
 }
 
 impl SeriesKey {
+    /// A stable hash of the series' identity (tenant, metric, labels), which
+    /// keys its cumulative state.
+    pub fn hash(&self) -> String {
+        proto::hash::hex128(&[self.tenant.as_bytes(), self.metric.as_bytes(), self.labels.as_bytes()])
+    }
+
     pub fn of(tenant: &str, p: &Point) -> SeriesKey {
         SeriesKey {
             tenant: tenant.to_owned(),

@@ -9,6 +9,7 @@ pub mod accumulate;
 pub mod cumulative;
 pub mod cursor;
 pub mod error;
+pub mod guard;
 pub mod plan;
 pub mod prepare;
 pub mod run;

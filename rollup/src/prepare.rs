@@ -3,7 +3,6 @@
 
 use crate::accumulate::{Accumulator, SeriesKey};
 use crate::cumulative::{self, Step};
-use crate::plan::identity;
 use proto::archive::Archive;
 use proto::point::Point;
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +18,8 @@ pub struct StoredState {
 /// updated from that version.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StateWrite {
-    pub series_id: i64,
+    /// [`SeriesKey::hash`] of the series the state belongs to.
+    pub series_hash: String,
     pub point: Point,
     pub version: Option<i64>,
 }
@@ -29,49 +29,52 @@ pub fn keyed(archive: &Archive) -> Vec<(SeriesKey, &Point)> {
     archive.batches.iter().flat_map(|b| b.points.iter().map(move |p| (SeriesKey::of(&b.tenant, p), p))).collect()
 }
 
-/// Series ids that have cumulative points, whose states must be read first.
-pub fn cumulative_series(keyed: &[(SeriesKey, &Point)], ids: &HashMap<(String, String, String), i64>) -> Vec<i64> {
-    let mut out: Vec<i64> = keyed
-        .iter()
-        .filter(|(_, p)| cumulative::is_cumulative(p))
-        .filter_map(|(k, _)| ids.get(&identity(k)).copied())
-        .collect();
+/// Hashes of the series that have cumulative points, whose states must be
+/// read first.
+pub fn cumulative_hashes(keyed: &[(SeriesKey, &Point)]) -> Vec<String> {
+    let mut out: Vec<String> = keyed.iter().filter(|(_, p)| cumulative::is_cumulative(p)).map(|(k, _)| k.hash()).collect();
     out.sort_unstable();
     out.dedup();
     out
 }
 
 /// Accumulates the archive's points, turning cumulative ones into deltas
-/// against (and updating) the stored states. `points` counts every point of
-/// the archive, including cumulative ones that add nothing new.
+/// against (and updating) each series' own stored state, and adding the
+/// points of `folded` series to their overflow series. `points` counts every
+/// point of the archive, including cumulative ones that add nothing new.
 pub fn prepare(
     keyed: Vec<(SeriesKey, &Point)>,
-    ids: &HashMap<(String, String, String), i64>,
-    states: &HashMap<i64, StoredState>,
+    folded: &HashMap<SeriesKey, SeriesKey>,
+    states: &HashMap<String, StoredState>,
 ) -> (Accumulator, Vec<StateWrite>) {
     let mut acc = Accumulator::default();
     let total = keyed.len() as u64;
-    let mut cumulative_points: BTreeMap<i64, Vec<(SeriesKey, &Point)>> = BTreeMap::new();
+    let target = |key: SeriesKey| match folded.get(&key) {
+        Some(overflow) => overflow.clone(),
+        None => key,
+    };
+    let mut cumulative_points: BTreeMap<String, Vec<(SeriesKey, &Point)>> = BTreeMap::new();
     for (key, p) in keyed {
-        match ids.get(&identity(&key)) {
-            Some(&id) if cumulative::is_cumulative(p) => cumulative_points.entry(id).or_default().push((key, p)),
-            _ => acc.add_point(key, p),
+        if cumulative::is_cumulative(p) {
+            cumulative_points.entry(key.hash()).or_default().push((key, p));
+        } else {
+            acc.add_point(target(key), p);
         }
     }
     let mut writes = Vec::new();
-    for (id, mut points) in cumulative_points {
+    for (hash, mut points) in cumulative_points {
         points.sort_by_key(|(_, p)| p.time_unix_nano);
-        let stored = states.get(&id);
+        let stored = states.get(&hash);
         let mut prev: Option<&Point> = stored.map(|s| &s.point);
         for (key, p) in points {
             if let Step::Delta(delta) = cumulative::to_delta(prev, p) {
-                acc.add_point(key, &delta);
+                acc.add_point(target(key), &delta);
                 prev = Some(p);
             }
         }
         if let Some(last) = prev {
             if stored.is_none_or(|s| s.point != *last) {
-                writes.push(StateWrite { series_id: id, point: last.clone(), version: stored.map(|s| s.version) });
+                writes.push(StateWrite { series_hash: hash, point: last.clone(), version: stored.map(|s| s.version) });
             }
         }
     }
@@ -83,6 +86,7 @@ pub fn prepare(
 mod tests {
     use super::*;
     use proto::point::{Batch, Counter, Value};
+    use crate::accumulate::SeriesKey;
 
     fn counter(t: u64, v: f64) -> Point {
         Point {
@@ -97,8 +101,8 @@ mod tests {
         Archive { version: 1, batches: vec![Batch { tenant: "t".into(), batch_id: "b".into(), points }] }
     }
 
-    fn ids() -> HashMap<(String, String, String), i64> {
-        HashMap::from([(("t".into(), "c".into(), "{}".into()), 3)])
+    fn hash() -> String {
+        SeriesKey::of("t", &counter(0, 0.0)).hash()
     }
 
     fn minute_sums(acc: &Accumulator) -> Vec<(i64, f64)> {
@@ -109,23 +113,49 @@ mod tests {
     fn cumulative_points_in_any_order_become_per_minute_increases() {
         let a = archive(vec![counter(180, 12.0), counter(60, 5.0), counter(120, 9.0)]);
         let k = keyed(&a);
-        assert_eq!(cumulative_series(&k, &ids()), [3]);
-        let (acc, writes) = prepare(k, &ids(), &HashMap::new());
+        assert_eq!(cumulative_hashes(&k), [hash()]);
+        let (acc, writes) = prepare(k, &HashMap::new(), &HashMap::new());
         assert_eq!(minute_sums(&acc), [(60, 5.0), (120, 4.0), (180, 3.0)]);
         assert_eq!(acc.points, 3);
-        assert_eq!(writes, [StateWrite { series_id: 3, point: counter(180, 12.0), version: None }]);
+        assert_eq!(writes, [StateWrite { series_hash: hash(), point: counter(180, 12.0), version: None }]);
     }
 
     #[test]
     fn stored_state_is_the_baseline_and_old_points_add_nothing() {
-        let states = HashMap::from([(3, StoredState { point: counter(120, 9.0), version: 7 })]);
+        let states = HashMap::from([(hash(), StoredState { point: counter(120, 9.0), version: 7 })]);
         let a = archive(vec![counter(60, 5.0), counter(180, 10.0)]);
-        let (acc, writes) = prepare(keyed(&a), &ids(), &states);
+        let (acc, writes) = prepare(keyed(&a), &HashMap::new(), &states);
         assert_eq!(minute_sums(&acc), [(180, 1.0)]);
         assert_eq!(writes[0].version, Some(7));
         // Nothing newer than the state: no write at all.
-        let (acc, writes) = prepare(keyed(&archive(vec![counter(60, 5.0)])), &ids(), &states);
+        let (acc, writes) = prepare(keyed(&archive(vec![counter(60, 5.0)])), &HashMap::new(), &states);
         assert!(acc.series.is_empty() && writes.is_empty());
         assert_eq!(acc.points, 1);
+    }
+
+    #[test]
+    fn folded_series_add_to_the_overflow_series_with_their_own_deltas() {
+        let mut a = counter(60, 5.0);
+        a.labels = vec![proto::point::Label { key: "i".into(), value: "1".into() }];
+        let mut b = counter(60, 7.0);
+        b.labels = vec![proto::point::Label { key: "i".into(), value: "2".into() }];
+        let mut b2 = b.clone();
+        b2.time_unix_nano = 120_000_000_000;
+        b2.value = Some(Value::Counter(Counter { value: 10.0, monotonic: true, cumulative: true, start_time_unix_nano: 1 }));
+        let arch = archive(vec![a.clone(), b.clone(), b2]);
+        let key_a = SeriesKey::of("t", &a);
+        let key_b = SeriesKey::of("t", &b);
+        let overflow = crate::guard::overflow_of(&key_a);
+        let folded = HashMap::from([(key_a.clone(), overflow.clone()), (key_b.clone(), overflow.clone())]);
+        let (acc, writes) = prepare(keyed(&arch), &folded, &HashMap::new());
+        // One series in the aggregates: the overflow, holding 5 + 7 then 3.
+        assert_eq!(acc.series.keys().collect::<Vec<_>>(), [&overflow]);
+        assert_eq!(minute_sums(&acc), [(60, 12.0), (120, 3.0)]);
+        // But each folded series keeps its own running total.
+        let mut hashes: Vec<String> = writes.iter().map(|w| w.series_hash.clone()).collect();
+        hashes.sort();
+        let mut want = vec![key_a.hash(), key_b.hash()];
+        want.sort();
+        assert_eq!(hashes, want);
     }
 }

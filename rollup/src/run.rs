@@ -3,7 +3,7 @@
 
 use crate::accumulate::{SeriesKey, Slot};
 use crate::error::{Context, RollupError};
-use crate::{cursor, plan, prepare, store};
+use crate::{cursor, guard, plan, prepare, store};
 use serde::Serialize;
 use std::collections::HashSet;
 use worker::{Bucket, D1Database, Env};
@@ -12,6 +12,7 @@ use worker::{Bucket, D1Database, Env};
 pub const DB: &str = "DB";
 pub const ARCHIVES: &str = "ARCHIVES";
 pub const MAX_ARCHIVES_PER_RUN: &str = "MAX_ARCHIVES_PER_RUN";
+pub const MAX_SERIES_PER_METRIC: &str = "MAX_SERIES_PER_METRIC";
 const DEFAULT_MAX_ARCHIVES: u32 = 50;
 /// Pages of 1,000 keys one run lists at most.
 const MAX_LIST_PAGES: usize = 10;
@@ -40,6 +41,12 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
             RollupError::Config(format!("{MAX_ARCHIVES_PER_RUN} must be a whole number, not {:?}", v.to_string()))
         })?,
         Err(_) => DEFAULT_MAX_ARCHIVES,
+    };
+    let max_series = match env.var(MAX_SERIES_PER_METRIC) {
+        Ok(v) => v.to_string().parse::<u64>().map_err(|_| {
+            RollupError::Config(format!("{MAX_SERIES_PER_METRIC} must be a whole number, not {:?}", v.to_string()))
+        })?,
+        Err(_) => guard::DEFAULT_MAX_SERIES_PER_METRIC,
     };
     let now_ms = worker::Date::now().as_millis();
     let mut report = Report { started_ms: now_ms, ..Default::default() };
@@ -76,7 +83,7 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
     report.listed = keys.len();
 
     for key in &todo {
-        match apply_archive(&db, &bucket, key, now_ms).await {
+        match apply_archive(&db, &bucket, key, now_ms, max_series).await {
             Ok(points) => {
                 report.archives += 1;
                 report.points += points;
@@ -99,7 +106,7 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
 }
 
 /// Reads one archive and applies it in one transaction; returns its points.
-async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64) -> Result<u64, RollupError> {
+async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64, max_series: u64) -> Result<u64, RollupError> {
     let object = bucket.get(key).execute().await.during("reading an archive")?;
     // Listed a moment ago, so it exists unless deleted by hand since.
     let Some(body) = object.as_ref().and_then(|o| o.body()) else {
@@ -111,9 +118,21 @@ async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64)
     let mut series: Vec<&SeriesKey> = keyed.iter().map(|(k, _)| k).collect();
     series.sort();
     series.dedup();
-    let ids = store::series_ids(db, &series).await?;
-    let states = store::cumulative_states(db, &prepare::cumulative_series(&keyed, &ids)).await?;
-    let (acc, state_writes) = prepare::prepare(keyed, &ids, &states);
+    // Series already in the catalog; new ones are admitted up to the
+    // metric's limit and the rest folded into its overflow series.
+    let mut ids = store::lookup_series(db, &series).await?;
+    let new: Vec<&SeriesKey> = series.into_iter().filter(|k| !ids.contains_key(&plan::identity(k))).collect();
+    let mut metrics: Vec<(String, String)> = new.iter().map(|k| (k.tenant.clone(), k.metric.clone())).collect();
+    metrics.dedup();
+    let counts = store::series_counts(db, &metrics).await?;
+    let folded = guard::fold(&new, &counts, max_series);
+    let mut create: Vec<&SeriesKey> = new.into_iter().filter(|k| !folded.contains_key(*k)).collect();
+    create.extend(folded.values());
+    create.sort();
+    create.dedup();
+    ids.extend(store::create_series(db, &create).await?);
+    let states = store::cumulative_states(db, &prepare::cumulative_hashes(&keyed)).await?;
+    let (acc, state_writes) = prepare::prepare(keyed, &folded, &states);
     let places: Vec<(i64, Slot)> = acc
         .series
         .iter()

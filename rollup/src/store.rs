@@ -76,8 +76,8 @@ pub async fn processed(db: &D1Database, keys: &[String]) -> Result<HashSet<Strin
     Ok(out)
 }
 
-/// Ids of the given series, creating catalog rows for new ones.
-pub async fn series_ids(
+/// Catalog ids of those of `keys` that exist.
+pub async fn lookup_series(
     db: &D1Database,
     keys: &[&SeriesKey],
 ) -> Result<HashMap<(String, String, String), i64>, RollupError> {
@@ -88,6 +88,36 @@ pub async fn series_ids(
         metric: String,
         labels: String,
     }
+    let mut selects = Vec::new();
+    for chunk in keys.chunks(MAX_PARAMS / 3) {
+        let sql = format!(
+            "SELECT id, tenant, metric, labels FROM series WHERE (tenant, metric, labels) IN (VALUES {})",
+            placeholders(chunk.len(), 3)
+        );
+        let params: Vec<JsValue> = chunk
+            .iter()
+            .flat_map(|k| [k.tenant.as_str().into(), k.metric.as_str().into(), k.labels.as_str().into()])
+            .collect();
+        selects.push(prepare(db, &sql, &params)?);
+    }
+    let mut ids = HashMap::new();
+    if selects.is_empty() {
+        return Ok(ids);
+    }
+    for result in db.batch(selects).await.during("reading series ids")? {
+        for r in result.results::<IdRow>().during("reading series ids")? {
+            ids.insert((r.tenant, r.metric, r.labels), r.id as i64);
+        }
+    }
+    Ok(ids)
+}
+
+/// Creates catalog rows for `keys` (existing ones are left alone) and
+/// returns the ids of all of them.
+pub async fn create_series(
+    db: &D1Database,
+    keys: &[&SeriesKey],
+) -> Result<HashMap<(String, String, String), i64>, RollupError> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
@@ -107,30 +137,43 @@ pub async fn series_ids(
         )?);
     }
     db.batch(inserts).await.during("creating series")?;
-    let mut selects = Vec::new();
-    for chunk in keys.chunks(MAX_PARAMS / 3) {
-        let sql = format!(
-            "SELECT id, tenant, metric, labels FROM series WHERE (tenant, metric, labels) IN (VALUES {})",
-            placeholders(chunk.len(), 3)
-        );
-        let params: Vec<JsValue> = chunk
-            .iter()
-            .flat_map(|k| [k.tenant.as_str().into(), k.metric.as_str().into(), k.labels.as_str().into()])
-            .collect();
-        selects.push(prepare(db, &sql, &params)?);
-    }
-    let mut ids = HashMap::new();
-    for result in db.batch(selects).await.during("reading series ids")? {
-        for r in result.results::<IdRow>().during("reading series ids")? {
-            ids.insert((r.tenant, r.metric, r.labels), r.id as i64);
-        }
-    }
-    for k in keys {
-        if !ids.contains_key(&identity(k)) {
-            return Err(RollupError::Conflict { key: k.metric.clone(), reason: "series row missing after insert".into() });
-        }
+    let ids = lookup_series(db, keys).await?;
+    if let Some(k) = keys.iter().find(|k| !ids.contains_key(&identity(k))) {
+        return Err(RollupError::Conflict { key: k.metric.clone(), reason: "series row missing after insert".into() });
     }
     Ok(ids)
+}
+
+/// Catalog series per (tenant, metric), for the cardinality guard.
+pub async fn series_counts(
+    db: &D1Database,
+    metrics: &[(String, String)],
+) -> Result<HashMap<(String, String), u64>, RollupError> {
+    #[derive(Deserialize)]
+    struct CountRow {
+        tenant: String,
+        metric: String,
+        n: f64,
+    }
+    let mut selects = Vec::new();
+    for chunk in metrics.chunks(MAX_PARAMS / 2) {
+        let sql = format!(
+            "SELECT tenant, metric, COUNT(*) AS n FROM series WHERE (tenant, metric) IN (VALUES {}) GROUP BY tenant, metric",
+            placeholders(chunk.len(), 2)
+        );
+        let params: Vec<JsValue> = chunk.iter().flat_map(|(t, m)| [t.as_str().into(), m.as_str().into()]).collect();
+        selects.push(prepare(db, &sql, &params)?);
+    }
+    let mut out = HashMap::new();
+    if selects.is_empty() {
+        return Ok(out);
+    }
+    for result in db.batch(selects).await.during("counting series")? {
+        for r in result.results::<CountRow>().during("counting series")? {
+            out.insert((r.tenant, r.metric), r.n as u64);
+        }
+    }
+    Ok(out)
 }
 
 /// The stored rows at the given places.
@@ -186,22 +229,22 @@ fn row_params(series_id: i64, slot: &Slot, row: &Row) -> [JsValue; 10] {
     ]
 }
 
-/// The stored cumulative states of the given series.
-pub async fn cumulative_states(db: &D1Database, ids: &[i64]) -> Result<HashMap<i64, StoredState>, RollupError> {
+/// The stored cumulative states of the given series (by identity hash).
+pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<HashMap<String, StoredState>, RollupError> {
     #[derive(Deserialize)]
     struct StateRow {
-        series_id: f64,
+        series_hash: String,
         #[serde(deserialize_with = "proto::aggregate::blob")]
         point: Option<Vec<u8>>,
         version: f64,
     }
     let mut statements = Vec::new();
-    for chunk in ids.chunks(MAX_PARAMS) {
+    for chunk in hashes.chunks(MAX_PARAMS) {
         let sql = format!(
-            "SELECT series_id, point, version FROM cumulative_state WHERE series_id IN ({})",
+            "SELECT series_hash, point, version FROM cumulative_state WHERE series_hash IN ({})",
             placeholders(chunk.len(), 1)
         );
-        let params: Vec<JsValue> = chunk.iter().map(|id| num(*id as f64)).collect();
+        let params: Vec<JsValue> = chunk.iter().map(|h| h.as_str().into()).collect();
         statements.push(prepare(db, &sql, &params)?);
     }
     let mut out = HashMap::new();
@@ -213,7 +256,7 @@ pub async fn cumulative_states(db: &D1Database, ids: &[i64]) -> Result<HashMap<i
             let bytes = r.point.unwrap_or_default();
             let point = proto::point::Point::decode(bytes.as_slice())
                 .map_err(|e| proto::aggregate::AggregateError::Corrupt(format!("cumulative state: {e}")))?;
-            out.insert(r.series_id as i64, StoredState { point, version: r.version as i64 });
+            out.insert(r.series_hash, StoredState { point, version: r.version as i64 });
         }
     }
     Ok(out)
@@ -258,14 +301,14 @@ pub async fn apply(
         statements.push(match s.version {
             None => prepare(
                 db,
-                "INSERT INTO cumulative_state (series_id, point, version) VALUES (?1, ?2, 1)",
-                &[num(s.series_id as f64), blob(Some(&point))],
+                "INSERT INTO cumulative_state (series_hash, point, version) VALUES (?1, ?2, 1)",
+                &[s.series_hash.as_str().into(), blob(Some(&point))],
             )?,
             Some(v) => prepare(
                 db,
                 "UPDATE cumulative_state SET point = ?2, version = CASE WHEN version = ?3 THEN version + 1 ELSE 0 END \
-                 WHERE series_id = ?1",
-                &[num(s.series_id as f64), blob(Some(&point)), num(v as f64)],
+                 WHERE series_hash = ?1",
+                &[s.series_hash.as_str().into(), blob(Some(&point)), num(v as f64)],
             )?,
         });
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use xtask::stack::{DEV_INGEST_KEY, DEV_READ_KEY};
-pub use xtask::test::{OTHER_INGEST_KEY, OTHER_READ_KEY};
+pub use xtask::test::{MAX_SERIES_PER_METRIC, OTHER_INGEST_KEY, OTHER_READ_KEY};
 
 /// URLs of the running stack.
 pub struct Stack {
@@ -134,20 +134,26 @@ pub fn state_dir() -> std::path::PathBuf {
     std::env::var_os("E2E_STATE").map(Into::into).expect("E2E_STATE is not set: run the end-to-end tests with `cargo xtask test`")
 }
 
-/// Keys of the archives the rollup has applied whose key time is at least
-/// `since_ms`, read from its ledger in the local D1 with wrangler.
-pub fn applied_archive_keys(since_ms: u64) -> Result<Vec<String>> {
+/// Rows of a query against the local D1 database, run with wrangler as an
+/// operator would.
+pub fn d1(sql: &str) -> Result<Vec<serde_json::Value>> {
     let root = xtask::root();
-    let sql = format!("SELECT key FROM processed_archives WHERE key >= '{}{since_ms:013}' ORDER BY key", proto::archive::KEY_PREFIX);
     let out = xtask::wrangler(&root)
-        .args(["d1", "execute", xtask::stack::DATABASE, "--local", "--env", "rollup", "--json", "--command", &sql, "--persist-to"])
+        .args(["d1", "execute", xtask::stack::DATABASE, "--local", "--env", "rollup", "--json", "--command", sql, "--persist-to"])
         .arg(state_dir())
         .output()?;
     if !out.status.success() {
         bail!("wrangler d1 execute failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("wrangler d1 execute --json output")?;
-    Ok(json[0]["results"].as_array().into_iter().flatten().filter_map(|r| r["key"].as_str().map(str::to_owned)).collect())
+    Ok(json[0]["results"].as_array().cloned().unwrap_or_default())
+}
+
+/// Keys of the archives the rollup has applied whose key time is at least
+/// `since_ms`, read from its ledger.
+pub fn applied_archive_keys(since_ms: u64) -> Result<Vec<String>> {
+    let sql = format!("SELECT key FROM processed_archives WHERE key >= '{}{since_ms:013}' ORDER BY key", proto::archive::KEY_PREFIX);
+    Ok(d1(&sql)?.iter().filter_map(|r| r["key"].as_str().map(str::to_owned)).collect())
 }
 
 /// An archive read back from the local R2 bucket with wrangler.

@@ -78,6 +78,7 @@ pub fn run(requests: usize) -> Result<()> {
         port_offset: PORT_OFFSET,
         ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}"}}"#),
         read_keys: "{}".into(),
+        vars: Vec::new(),
         logs: Logs::Files(work.join("logs")),
     };
     let stack = Stack::start(&root, &opts)?;

@@ -56,6 +56,8 @@ pub struct Options {
     /// JSON objects mapping keys to tenants.
     pub ingest_keys: String,
     pub read_keys: String,
+    /// Vars to override, as (Worker, name, value).
+    pub vars: Vec<(&'static str, String, String)>,
     pub logs: Logs,
 }
 
@@ -67,6 +69,7 @@ impl Options {
             port_offset: 0,
             ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}"}}"#),
             read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}"}}"#),
+            vars: Vec::new(),
             logs: Logs::Terminal,
         }
     }
@@ -137,6 +140,9 @@ impl Stack {
                 _ => {
                     cmd.args(["--var", &format!("READ_KEYS:{}", opts.read_keys)]);
                 }
+            }
+            for (_, name, value) in opts.vars.iter().filter(|(worker, _, _)| *worker == w.name) {
+                cmd.args(["--var", &format!("{name}:{value}")]);
             }
             let log = match &opts.logs {
                 Logs::Files(dir) => {

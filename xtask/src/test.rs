@@ -12,6 +12,9 @@ pub const OTHER_TENANT: &str = "other";
 pub const OTHER_INGEST_KEY: &str = "other-ingest-key";
 pub const OTHER_READ_KEY: &str = "other-read-key";
 
+/// The test stack's cardinality limit, low enough for a test to exceed.
+pub const MAX_SERIES_PER_METRIC: u64 = 100;
+
 /// The test stack listens 10000 above the dev ports, so a running
 /// `cargo xtask dev` does not get in the way.
 pub const PORT_OFFSET: u16 = 10_000;
@@ -41,6 +44,7 @@ pub fn run() -> Result<()> {
         port_offset: PORT_OFFSET,
         ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}","{OTHER_INGEST_KEY}":"{OTHER_TENANT}"}}"#),
         read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}","{OTHER_READ_KEY}":"{OTHER_TENANT}"}}"#),
+        vars: vec![("rollup", "MAX_SERIES_PER_METRIC".into(), MAX_SERIES_PER_METRIC.to_string())],
         logs: Logs::Files(work.join("logs")),
     };
     let mut stack = Stack::start(&root, &opts)?;
