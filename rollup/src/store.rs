@@ -8,6 +8,7 @@ use crate::plan::{identity, Stored, Write};
 use crate::prepare::{StateWrite, StoredState};
 use prost::Message;
 use proto::aggregate::Row;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use worker::wasm_bindgen::JsValue;
@@ -38,6 +39,22 @@ fn placeholders(n: usize, width: usize) -> String {
     vec![one; n].join(", ")
 }
 
+/// Runs `statements` as one batch and collects the rows of all of them.
+async fn rows<T: DeserializeOwned>(
+    db: &D1Database,
+    statements: Vec<D1PreparedStatement>,
+    what: &'static str,
+) -> Result<Vec<T>, RollupError> {
+    let mut out = Vec::new();
+    if statements.is_empty() {
+        return Ok(out);
+    }
+    for result in db.batch(statements).await.during(what)? {
+        out.extend(result.results::<T>().during(what)?);
+    }
+    Ok(out)
+}
+
 /// A named value of `rollup_state`.
 pub async fn state(db: &D1Database, name: &str) -> Result<Option<String>, RollupError> {
     prepare(db, "SELECT value FROM rollup_state WHERE name = ?1", &[name.into()])?
@@ -66,14 +83,7 @@ pub async fn processed(db: &D1Database, keys: &[String]) -> Result<HashSet<Strin
         let params: Vec<JsValue> = chunk.iter().map(|k| k.as_str().into()).collect();
         statements.push(prepare(db, &sql, &params)?);
     }
-    let mut out = HashSet::new();
-    if statements.is_empty() {
-        return Ok(out);
-    }
-    for result in db.batch(statements).await.during("reading the ledger")? {
-        out.extend(result.results::<K>().during("reading the ledger")?.into_iter().map(|k| k.key));
-    }
-    Ok(out)
+    Ok(rows::<K>(db, statements, "reading the ledger").await?.into_iter().map(|k| k.key).collect())
 }
 
 /// Catalog ids of those of `keys` that exist.
@@ -100,16 +110,8 @@ pub async fn lookup_series(
             .collect();
         selects.push(prepare(db, &sql, &params)?);
     }
-    let mut ids = HashMap::new();
-    if selects.is_empty() {
-        return Ok(ids);
-    }
-    for result in db.batch(selects).await.during("reading series ids")? {
-        for r in result.results::<IdRow>().during("reading series ids")? {
-            ids.insert((r.tenant, r.metric, r.labels), r.id as i64);
-        }
-    }
-    Ok(ids)
+    let found = rows::<IdRow>(db, selects, "reading series ids").await?;
+    Ok(found.into_iter().map(|r| ((r.tenant, r.metric, r.labels), r.id as i64)).collect())
 }
 
 /// Creates catalog rows for `keys` (existing ones are left alone) and
@@ -164,16 +166,8 @@ pub async fn series_counts(
         let params: Vec<JsValue> = chunk.iter().flat_map(|(t, m)| [t.as_str().into(), m.as_str().into()]).collect();
         selects.push(prepare(db, &sql, &params)?);
     }
-    let mut out = HashMap::new();
-    if selects.is_empty() {
-        return Ok(out);
-    }
-    for result in db.batch(selects).await.during("counting series")? {
-        for r in result.results::<CountRow>().during("counting series")? {
-            out.insert((r.tenant, r.metric), r.n as u64);
-        }
-    }
-    Ok(out)
+    let counts = rows::<CountRow>(db, selects, "counting series").await?;
+    Ok(counts.into_iter().map(|r| ((r.tenant, r.metric), r.n as u64)).collect())
 }
 
 /// The stored rows at the given places.
@@ -200,17 +194,14 @@ pub async fn stored(db: &D1Database, places: &[(i64, Slot)]) -> Result<HashMap<(
             .collect();
         selects.push(prepare(db, &sql, &params)?);
     }
-    let mut out = HashMap::new();
-    if selects.is_empty() {
-        return Ok(out);
-    }
-    for result in db.batch(selects).await.during("reading aggregates")? {
-        for r in result.results::<AggRow>().during("reading aggregates")? {
+    let found = rows::<AggRow>(db, selects, "reading aggregates").await?;
+    Ok(found
+        .into_iter()
+        .map(|r| {
             let slot = Slot { resolution: r.resolution as u32, bucket_start: r.bucket_start as i64 };
-            out.insert((r.series_id as i64, slot), Stored { row: r.row, version: r.version as i64 });
-        }
-    }
-    Ok(out)
+            ((r.series_id as i64, slot), Stored { row: r.row, version: r.version as i64 })
+        })
+        .collect())
 }
 
 /// Parameters ?1-?10 of an aggregate row: its place, then its columns.
@@ -248,16 +239,11 @@ pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<Has
         statements.push(prepare(db, &sql, &params)?);
     }
     let mut out = HashMap::new();
-    if statements.is_empty() {
-        return Ok(out);
-    }
-    for result in db.batch(statements).await.during("reading cumulative states")? {
-        for r in result.results::<StateRow>().during("reading cumulative states")? {
-            let bytes = r.point.unwrap_or_default();
-            let point = proto::point::Point::decode(bytes.as_slice())
-                .map_err(|e| proto::aggregate::AggregateError::Corrupt(format!("cumulative state: {e}")))?;
-            out.insert(r.series_hash, StoredState { point, version: r.version as i64 });
-        }
+    for r in rows::<StateRow>(db, statements, "reading cumulative states").await? {
+        let bytes = r.point.unwrap_or_default();
+        let point = proto::point::Point::decode(bytes.as_slice())
+            .map_err(|e| proto::aggregate::AggregateError::Corrupt(format!("cumulative state: {e}")))?;
+        out.insert(r.series_hash, StoredState { point, version: r.version as i64 });
     }
     Ok(out)
 }
