@@ -19,7 +19,7 @@
 //! points bucket by bucket. Aggregation temporality 0 (unspecified) is invalid
 //! and rejected.
 
-use super::labels::{labels_from, with_point};
+use super::labels::{labels_from, with_point, MAX_LABELS};
 use super::{point_time, Normalized};
 use crate::otlp::common::KeyValue;
 use crate::otlp::metrics::{
@@ -56,7 +56,6 @@ pub fn normalize(req: ExportMetricsServiceRequest, now_unix_nano: u64) -> Normal
     out
 }
 
-#[derive(Clone, Copy)]
 struct Ctx<'a> {
     name: &'a str,
     unit: &'a str,
@@ -132,7 +131,7 @@ impl Ctx<'_> {
                 }
             }
             Some(Data::Summary(s)) => {
-                for dp in &s.data_points {
+                for dp in s.data_points {
                     self.summary(dp, out);
                 }
             }
@@ -140,46 +139,47 @@ impl Ctx<'_> {
     }
 
     /// A Summary's quantiles become gauges labelled `quantile`, as Prometheus
-    /// exposes summaries; its count and sum become cumulative counters.
-    fn summary(&self, dp: &SummaryDataPoint, out: &mut Normalized) {
+    /// exposes summaries; its count and sum become cumulative counters. One
+    /// summary data point is one data point: all of it is kept, or none.
+    fn summary(&self, dp: SummaryDataPoint, out: &mut Normalized) {
         let name = self.name;
         if !dp.sum.is_finite() || dp.quantile_values.iter().any(|q| !q.value.is_finite() || !(0.0..=1.0).contains(&q.quantile)) {
             return out.reject(1, || format!("metric {name}: summary with a non-finite sum, value or quantile"));
         }
-        let count_name = format!("{name}.count");
-        let sum_name = format!("{name}.sum");
-        let total = |v: f64| Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: dp.start_time_unix_nano };
-        let parts = [(count_name.as_str(), Value::Counter(total(dp.count as f64))), (sum_name.as_str(), Value::Counter(total(dp.sum)))];
-        let mut emitted = Vec::with_capacity(parts.len() + dp.quantile_values.len());
-        for (metric, value) in parts {
-            emitted.push((metric.to_owned(), None, value));
+        let time = match point_time(dp.time_unix_nano, self.now_unix_nano) {
+            Ok(t) => t,
+            Err(e) => return out.reject(1, || format!("metric {name}: {e}")),
+        };
+        let labeled = match with_point(self.shared, dp.attributes) {
+            Ok(l) => l,
+            Err(e) => return out.reject(1, || format!("metric {name}: {e}")),
+        };
+        let labels = labeled.labels;
+        let quantile_slot = labels.binary_search_by(|l| l.key.as_str().cmp("quantile"));
+        if quantile_slot.is_err() && !dp.quantile_values.is_empty() && labels.len() >= MAX_LABELS {
+            return out.reject(1, || format!("metric {name}: no room for the quantile label within {MAX_LABELS} labels"));
         }
+        out.truncated += labeled.truncated as u64;
+        let point = |metric: String, labels: Vec<Label>, value: Value| Point {
+            metric,
+            labels,
+            unit: self.unit.to_owned(),
+            time_unix_nano: time,
+            value: Some(value),
+        };
+        let total = |v: f64| {
+            Value::Counter(Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: dp.start_time_unix_nano })
+        };
+        out.points.push(point(format!("{name}.count"), labels.clone(), total(dp.count as f64)));
+        out.points.push(point(format!("{name}.sum"), labels.clone(), total(dp.sum)));
         for q in &dp.quantile_values {
-            emitted.push((name.to_owned(), Some(q.quantile), Value::Gauge(q.value)));
-        }
-        let before = out.points.len();
-        for (metric, quantile, value) in emitted {
-            let ctx = Ctx { name: &metric, ..*self };
-            let mut extra = Vec::new();
-            if let Some(q) = quantile {
-                extra.push(KeyValue {
-                    key: "quantile".into(),
-                    value: Some(crate::otlp::common::AnyValue {
-                        value: Some(crate::otlp::common::any_value::Value::StringValue(q.to_string())),
-                    }),
-                });
+            let mut with_quantile = labels.clone();
+            let value = q.quantile.to_string();
+            match quantile_slot {
+                Ok(i) => with_quantile[i].value = value,
+                Err(i) => with_quantile.insert(i, Label { key: "quantile".into(), value }),
             }
-            let attrs: Vec<KeyValue> = dp.attributes.iter().cloned().chain(extra).collect();
-            let mut sink = Normalized::default();
-            ctx.emit(attrs, dp.time_unix_nano, value, &mut sink);
-            if sink.rejected > 0 {
-                // One summary data point is one data point: all of it or none.
-                out.points.truncate(before);
-                out.truncated += sink.truncated;
-                return out.reject(1, || sink.reasons.join("; "));
-            }
-            out.truncated += sink.truncated;
-            out.points.extend(sink.points);
+            out.points.push(point(name.to_owned(), with_quantile, Value::Gauge(q.value)));
         }
     }
 

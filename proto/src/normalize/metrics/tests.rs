@@ -112,6 +112,15 @@ fn summaries_become_quantile_gauges_and_cumulative_count_and_sum() {
     assert!(n.points.iter().all(|p| p.labels.iter().any(|l| l.key == "method")));
     let bad = run(r#"{"name":"s","summary":{"dataPoints":[{"count":1,"quantileValues":[{"quantile":2,"value":1}]}]}}"#);
     assert_eq!((bad.points.len(), bad.rejected), (0, 1));
+    // 63 attributes and service.name leave no room for the quantile label:
+    // the whole data point is rejected, not only its quantiles.
+    let attrs: Vec<String> = (0..63).map(|i| format!(r#"{{"key":"a{i:02}","value":{{"stringValue":"v"}}}}"#)).collect();
+    let full = run(&format!(
+        r#"{{"name":"s","summary":{{"dataPoints":[{{"count":1,"attributes":[{}],"quantileValues":[{{"quantile":0.5,"value":1}}]}}]}}}}"#,
+        attrs.join(",")
+    ));
+    assert_eq!((full.points.len(), full.rejected), (0, 1));
+    assert!(full.error_message().contains("no room for the quantile label"), "{}", full.error_message());
 }
 
 #[test]
