@@ -2,7 +2,7 @@
 //! message (128 KB), which the consumer concatenates into an archive.
 
 use prost::Message;
-use proto::point::{Batch, Distribution, Point, Value};
+use proto::point::{Batch, Distribution, Label, Point, Value};
 
 /// A queue message may hold 128 KB; stay clear of it.
 pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;
@@ -14,12 +14,33 @@ pub struct Split {
     pub oversized: usize,
 }
 
+/// The labels every point has (same key and value): typically the
+/// resource's. They travel once per batch instead of once per point.
+fn shared_labels(points: &[Point]) -> Vec<Label> {
+    let Some(first) = points.first() else { return Vec::new() };
+    let mut shared = first.labels.clone();
+    for p in &points[1..] {
+        shared.retain(|l| p.labels.binary_search_by(|x| x.key.cmp(&l.key)).is_ok_and(|i| p.labels[i].value == l.value));
+        if shared.is_empty() {
+            break;
+        }
+    }
+    shared
+}
+
 /// Splits `points` into encoded batches of at most `max_bytes`. Each batch's
-/// id is `<request_id>-<n>`, unique per message.
-pub fn split(tenant: &str, request_id: &str, points: Vec<Point>, max_bytes: usize) -> Split {
+/// id is `<request_id>-<n>`, unique per message. Labels all points share are
+/// moved into each batch's `shared_labels`.
+pub fn split(tenant: &str, request_id: &str, mut points: Vec<Point>, max_bytes: usize) -> Split {
     let mut out = Split::default();
+    let shared = shared_labels(&points);
+    if !shared.is_empty() {
+        for p in &mut points {
+            p.labels.retain(|l| shared.binary_search_by(|x| x.key.cmp(&l.key)).is_err());
+        }
+    }
     let mut current: Vec<Point> = Vec::new();
-    let header = tenant.len() + request_id.len() + 32;
+    let header = tenant.len() + request_id.len() + 32 + shared.iter().map(|l| l.encoded_len() + 3).sum::<usize>();
     let mut size = header;
     let flush = |points: &mut Vec<Point>, out: &mut Split| {
         if !points.is_empty() {
@@ -27,6 +48,7 @@ pub fn split(tenant: &str, request_id: &str, points: Vec<Point>, max_bytes: usiz
                 tenant: tenant.to_owned(),
                 batch_id: format!("{request_id}-{}", out.messages.len()),
                 points: std::mem::take(points),
+                shared_labels: shared.clone(),
             };
             out.messages.push(batch.encode_to_vec());
         }
@@ -89,7 +111,8 @@ mod tests {
         (0..n)
             .map(|i| Point {
                 metric: "m".into(),
-                labels: vec![Label { key: "k".into(), value: "x".repeat(label_len) }],
+                // Distinct per point, so that it is not a shared label.
+                labels: vec![Label { key: "k".into(), value: format!("{}{i}", "x".repeat(label_len)) }],
                 time_unix_nano: i as u64,
                 value: Some(Value::Gauge(i as f64)),
                 ..Default::default()
@@ -152,6 +175,22 @@ mod tests {
         assert_eq!(parts.iter().map(|p| p.sum).sum::<f64>(), d.sum);
         assert_eq!(parts.iter().flat_map(|p| p.values.clone()).collect::<Vec<_>>(), d.values);
         assert_eq!((parts[0].min, parts[0].max), (d.min, d.max));
+    }
+
+    #[test]
+    fn labels_every_point_has_travel_once_per_batch() {
+        let mut ps = points(3, 5);
+        for (i, p) in ps.iter_mut().enumerate() {
+            p.labels.insert(0, Label { key: "a.service".into(), value: "api".into() });
+            p.labels.push(Label { key: "z".into(), value: format!("{i}") });
+        }
+        let full: Vec<Vec<Label>> = ps.iter().map(|p| p.labels.clone()).collect();
+        let split = split("t", "r", ps, MAX_MESSAGE_BYTES);
+        let batch = Batch::decode(split.messages[0].as_slice()).unwrap();
+        assert_eq!(batch.shared_labels.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["a.service"]);
+        assert!(batch.points.iter().all(|p| p.labels.len() == 2), "the labels that differ stay on the point");
+        let rebuilt: Vec<Vec<Label>> = batch.points.iter().map(|p| batch.labels_of(p)).collect();
+        assert_eq!(rebuilt, full);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Because repeated protobuf fields concatenate, the consumer builds an archive
-//! from queue messages without decoding them. Readers accept every version up
+//! from queue messages without decoding them. A batch may carry
+//! `shared_labels` that all its points have (added after the first archives;
+//! batches without it have every label on the point). Readers accept every version up
 //! to [`FORMAT_VERSION`]; fields added later get new tags, which older readers
 //! skip, so today's files stay readable.
 //!
@@ -127,6 +129,7 @@ mod tests {
                 .iter()
                 .map(|&v| Point { metric: "m".into(), value: Some(Value::Gauge(v)), ..Default::default() })
                 .collect(),
+            ..Default::default()
         }
         .encode_to_vec()
     }

@@ -17,6 +17,52 @@ pub struct Batch {
     /// recognised however the queue regroups it.
     #[prost(string, tag = "3")]
     pub batch_id: String,
+    /// Labels every point of the batch has (typically the resource's), sent
+    /// once instead of with each point. Sorted by key; a point's own label of
+    /// the same key wins. Batches without it (older archives) simply have
+    /// every label on the point.
+    #[prost(message, repeated, tag = "4")]
+    pub shared_labels: Vec<Label>,
+}
+
+impl Batch {
+    /// A point's full label set: the batch's shared labels and its own.
+    pub fn labels_of(&self, p: &Point) -> Vec<Label> {
+        merge_labels(&self.shared_labels, &p.labels)
+    }
+}
+
+/// Two label lists sorted by key, merged and still sorted; on equal keys
+/// `own` wins.
+pub fn merge_labels(shared: &[Label], own: &[Label]) -> Vec<Label> {
+    if shared.is_empty() {
+        return own.to_vec();
+    }
+    let mut out = Vec::with_capacity(shared.len() + own.len());
+    let (mut i, mut j) = (0, 0);
+    while i < shared.len() || j < own.len() {
+        match (shared.get(i), own.get(j)) {
+            (Some(a), Some(b)) if a.key == b.key => {
+                out.push(b.clone());
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.key < b.key => {
+                out.push(a.clone());
+                i += 1;
+            }
+            (Some(_), Some(b)) | (None, Some(b)) => {
+                out.push(b.clone());
+                j += 1;
+            }
+            (Some(a), None) => {
+                out.push(a.clone());
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
 }
 
 /// One observation of one series at one time.
@@ -137,6 +183,24 @@ impl Kind {
             "distribution" => Some(Kind::Distribution),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(k: &str, v: &str) -> Label {
+        Label { key: k.into(), value: v.into() }
+    }
+
+    #[test]
+    fn merged_labels_stay_sorted_and_own_labels_win() {
+        let shared = [l("a", "1"), l("c", "3"), l("e", "5")];
+        let own = [l("b", "x"), l("c", "own"), l("f", "y")];
+        assert_eq!(merge_labels(&shared, &own), [l("a", "1"), l("b", "x"), l("c", "own"), l("e", "5"), l("f", "y")]);
+        assert_eq!(merge_labels(&[], &own), own);
+        assert_eq!(merge_labels(&shared, &[]), shared);
     }
 }
 

@@ -42,11 +42,24 @@ impl SeriesKey {
         proto::hash::hex128(&[self.tenant.as_bytes(), self.metric.as_bytes(), self.labels.as_bytes()])
     }
 
+    /// The series of a point that carries all its labels.
     pub fn of(tenant: &str, p: &Point) -> SeriesKey {
+        SeriesKey::with_labels(tenant, p, &p.labels)
+    }
+
+    /// The series of a point of `batch`, whose shared labels it also has.
+    pub fn in_batch(batch: &Batch, p: &Point) -> SeriesKey {
+        if batch.shared_labels.is_empty() {
+            return SeriesKey::of(&batch.tenant, p);
+        }
+        SeriesKey::with_labels(&batch.tenant, p, &batch.labels_of(p))
+    }
+
+    fn with_labels(tenant: &str, p: &Point, labels: &[proto::point::Label]) -> SeriesKey {
         SeriesKey {
             tenant: tenant.to_owned(),
             metric: p.metric.clone(),
-            labels: labels_json(&p.labels),
+            labels: labels_json(labels),
             kind: p.kind(),
             unit: p.unit.clone(),
         }
@@ -56,7 +69,7 @@ impl SeriesKey {
 impl Accumulator {
     pub fn add_batch(&mut self, batch: &Batch) {
         for p in &batch.points {
-            self.add_point(SeriesKey::of(&batch.tenant, p), p);
+            self.add_point(SeriesKey::in_batch(batch, p), p);
         }
     }
 
@@ -93,6 +106,7 @@ mod tests {
                     value: Some(Value::Gauge(v)),
                 })
                 .collect(),
+            ..Default::default()
         }
     }
 

@@ -68,6 +68,7 @@ mod tests {
                 .iter()
                 .map(|&v| Point { metric: "m".into(), time_unix_nano: 120_000_000_000, value: Some(Value::Gauge(v)), ..Default::default() })
                 .collect(),
+            ..Default::default()
         });
         acc
     }

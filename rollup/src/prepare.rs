@@ -26,7 +26,7 @@ pub struct StateWrite {
 
 /// Every point of the archive with its series.
 pub fn keyed(archive: &Archive) -> Vec<(SeriesKey, &Point)> {
-    archive.batches.iter().flat_map(|b| b.points.iter().map(move |p| (SeriesKey::of(&b.tenant, p), p))).collect()
+    archive.batches.iter().flat_map(|b| b.points.iter().map(move |p| (SeriesKey::in_batch(b, p), p))).collect()
 }
 
 /// Hashes of the series that have cumulative points, whose states must be
@@ -98,7 +98,7 @@ mod tests {
     }
 
     fn archive(points: Vec<Point>) -> Archive {
-        Archive { version: 1, batches: vec![Batch { tenant: "t".into(), batch_id: "b".into(), points }] }
+        Archive { version: 1, batches: vec![Batch { tenant: "t".into(), batch_id: "b".into(), points, ..Default::default() }] }
     }
 
     fn hash() -> String {

@@ -82,11 +82,12 @@ fn the_python_sdk_exports_everything_and_each_point_is_archived_once() -> anyhow
         for key in applied_archive_keys(since_ms)? {
             if !read.contains_key(&key) {
                 let archive = read_archive(&key)?;
+                // Points with their full label sets (shared ones merged back).
                 let mine = archive
                     .batches
-                    .into_iter()
+                    .iter()
                     .filter(|b| b.tenant == "dev")
-                    .flat_map(|b| b.points)
+                    .flat_map(|b| b.points.iter().map(move |p| Point { labels: b.labels_of(p), ..p.clone() }))
                     .filter(|p| label(p, "service.name") == Some(service.as_str()))
                     .collect();
                 read.insert(key, mine);
@@ -118,7 +119,12 @@ fn the_python_sdk_exports_everything_and_each_point_is_archived_once() -> anyhow
     for key in applied_archive_keys(since_ms)? {
         if !read.contains_key(&key) {
             let archive = read_archive(&key)?;
-            let extra = archive.batches.iter().flat_map(|b| &b.points).filter(|p| label(p, "service.name") == Some(service.as_str())).count();
+            let extra = archive
+                .batches
+                .iter()
+                .flat_map(|b| b.points.iter().map(move |p| b.labels_of(p)))
+                .filter(|labels| labels.iter().any(|l| l.key == "service.name" && l.value == service))
+                .count();
             assert_eq!(extra, 0, "archive {key} repeats points");
         }
     }
