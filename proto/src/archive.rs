@@ -100,14 +100,10 @@ pub fn decode(gz: &[u8]) -> Result<Archive, ArchiveError> {
 /// messages. The suffix is a hash of the message ids, so a batch that is
 /// redelivered unchanged rewrites the same object instead of adding a copy.
 pub fn key(unix_ms: u64, message_ids: &[&str]) -> String {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for id in message_ids {
-        for b in id.bytes().chain([0u8]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    let ids: Vec<&[u8]> = message_ids.iter().map(|id| id.as_bytes()).collect();
+    // 64 of the hash's 128 bits: enough to tell apart batches written in
+    // the same millisecond.
+    let h = crate::hash::hash128(&ids) as u64;
     format!("{KEY_PREFIX}{unix_ms:013}-{h:016x}.pb.gz")
 }
 

@@ -91,7 +91,7 @@ fn node_modules(root: &Path) -> Result<()> {
     }
     let lock = std::fs::read(root.join("package-lock.json")).context("reading package-lock.json")?;
     let stamp = root.join("node_modules/.xtask-lock-stamp");
-    let want = format!("{:016x}", fnv(&lock));
+    let want = stamp_of(&lock);
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) && root.join("node_modules/.bin/wrangler").exists() {
         return Ok(());
     }
@@ -109,7 +109,7 @@ pub fn python_sdk(root: &Path) -> Result<PathBuf> {
     let python = venv.join("bin/python");
     let requirements = std::fs::read(root.join("tests/python/requirements.txt")).context("reading tests/python/requirements.txt")?;
     let stamp = venv.join(".xtask-requirements-stamp");
-    let want = format!("{:016x}", fnv(&requirements));
+    let want = stamp_of(&requirements);
     if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
         return Ok(python);
     }
@@ -130,8 +130,9 @@ fn node_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
     (m, n) >= (major, minor)
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+/// A stamp recording which version of a file an install was made from.
+fn stamp_of(bytes: &[u8]) -> String {
+    proto::hash::hex128(&[bytes])
 }
 
 #[cfg(test)]

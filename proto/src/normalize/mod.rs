@@ -7,8 +7,6 @@ pub mod logs;
 pub mod metrics;
 pub mod traces;
 
-pub use labels::labels_from;
-
 /// The outcome of normalizing one request.
 #[derive(Debug, Default)]
 pub struct Normalized {
