@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const PORT_OFFSET: u16 = 20_000;
 /// Rounds per payload: the queue consumer's batching makes single batches
 /// vary, so the median of several is reported with the range.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 /// CPU seconds used so far by every `workerd` process in the given process
 /// group.
@@ -61,7 +61,7 @@ fn settle(group: u32) -> Result<f64> {
     }
 }
 
-pub fn run(requests: usize) -> Result<()> {
+pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
     let root = root();
     let tools = tools::ensure(&root)?;
     workers::build_all(&root, &tools)?;
@@ -95,13 +95,17 @@ pub fn run(requests: usize) -> Result<()> {
     // ahead are decoded and normalized, then all rejected, so nothing reaches
     // the queue, the consumer or R2.
     let future = proto::fixtures::metrics_request(1000, now + 7_200_000_000_000).encode_to_vec();
-    let payloads = [
+    let mut payloads = vec![
         ("metrics, protobuf, 1,000 points", "/v1/metrics", "application/x-protobuf", None, &pb, 200),
         ("metrics, JSON, 1,000 points", "/v1/metrics", "application/json", None, &json, 200),
         ("traces, protobuf, 1,000 spans", "/v1/traces", "application/x-protobuf", None, &spans, 200),
         ("floor: body read, then refused (bad gzip)", "/v1/metrics", "application/x-protobuf", Some("gzip"), &pb, 400),
         ("request path only: 1,000 points decoded, all rejected", "/v1/metrics", "application/x-protobuf", None, &future, 200),
     ];
+    payloads.retain(|p| only.is_none_or(|o| p.0.contains(o)));
+    if payloads.is_empty() {
+        bail!("no payload's name contains {:?}", only.unwrap_or_default());
+    }
 
     // Warm the isolate up, then measure idle CPU over a fixed time.
     for (_, path, ct, coding, body, status) in &payloads {

@@ -13,6 +13,7 @@ commands:
   test     run every test: unit tests, then the end-to-end suite against a fresh local stack
   bench    load-run the local stack and report workerd CPU time per ingest request
              --requests N  requests per payload (default 100)
+             --only TEXT   only the payloads whose name contains TEXT
   deploy   publish the three Workers and apply D1 migrations remotely
              --dry-run     bundle each Worker and report sizes; publish nothing
 ";
@@ -41,14 +42,16 @@ fn main() -> Result<()> {
         }
         "bench" => {
             let mut requests = 100;
+            let mut only = None;
             let mut it = rest.into_iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--requests" => requests = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--requests needs a number"))?,
+                    "--only" => only = Some(it.next().ok_or_else(|| anyhow::anyhow!("--only needs a text"))?),
                     other => bail!("unknown option {other:?} for bench\n\n{HELP}"),
                 }
             }
-            xtask::bench::run(requests)
+            xtask::bench::run(requests, only.as_deref())
         }
         "deploy" => match rest.first().map(String::as_str) {
             None => xtask::deploy::publish(),
