@@ -29,6 +29,13 @@ impl Signal {
     }
 }
 
+/// The path of a request URL (`http://host/v1/metrics?x` → `/v1/metrics`).
+pub fn path_of(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+    path.split(['?', '#']).next().unwrap_or("/")
+}
+
 /// Who sent the request and when it arrived.
 pub struct Context<'a> {
     pub tenant: &'a str,
@@ -71,9 +78,9 @@ pub fn export(signal: Signal, ctx: &Context, body: &[u8], encoding: Encoding) ->
 
 fn package(signal: Signal, ctx: &Context, normalized: Normalized, encoding: Encoding) -> Accepted {
     let mut message = normalized.error_message();
-    let data_points = analytics::data_points(ctx.tenant, &normalized.points);
-    let points = normalized.points.len();
-    let split = batches::split(ctx.tenant, ctx.request_id, normalized.points, MAX_MESSAGE_BYTES);
+    let data_points = analytics::data_points(ctx.tenant, &normalized.groups);
+    let points = normalized.len();
+    let split = batches::split(ctx.tenant, ctx.request_id, normalized.groups, MAX_MESSAGE_BYTES);
     if split.oversized > 0 {
         if !message.is_empty() {
             message.push_str("; ");

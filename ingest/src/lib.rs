@@ -10,24 +10,27 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod export;
-mod gzip;
 
 use error::IngestError;
-use worker::{
-    event, js_sys, Context, Env, MessageBatch, MessageExt, Method, QueueContentType, RawMessageBuilder, Request,
-    Response,
-};
+use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::web_sys;
+use worker::{event, js_sys, Context, Env, MessageBatch, MessageExt, QueueContentType, RawMessageBuilder, Response};
 
 /// Binding names, as in `wrangler.toml`.
 const RAW_POINTS: &str = "RAW_POINTS";
 const ARCHIVE_QUEUE: &str = "ARCHIVE_QUEUE";
 const ARCHIVES: &str = "ARCHIVES";
 
+/// Takes the runtime's `Request` as it is: converting it into a
+/// `worker::Request` reads `request.cf` on every request, which costs more
+/// than the rest of the glue together.
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let content_type = req.headers().get("content-type").ok().flatten();
-    let reply_in = body::response_encoding(content_type.as_deref());
-    match route(&mut req, &env).await {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let reply_in = body::response_encoding(header("content-type").as_deref());
+    match route(&req, &header, &env).await {
         Ok(resp) => Ok(resp),
         Err(e) => {
             if e.status() >= 500 {
@@ -38,24 +41,29 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     }
 }
 
-async fn route(req: &mut Request, env: &Env) -> Result<Response, IngestError> {
-    let path = req.path();
-    match (req.method(), path.as_str()) {
-        (Method::Get, "/") => {
+async fn route(req: &web_sys::Request, header: &dyn Fn(&str) -> Option<String>, env: &Env) -> Result<Response, IngestError> {
+    let url = req.url();
+    let path = export::path_of(&url);
+    let method = req.method();
+    match (method.as_str(), path) {
+        ("GET", "/") => {
             let status = serde_json::json!({ "service": "ingest", "status": "ok", "version": env!("CARGO_PKG_VERSION") });
             Response::from_json(&status).map_err(internal)
         }
         (method, p) => match export::Signal::from_path(p) {
-            Some(signal) if method == Method::Post => export(signal, req, env).await,
-            Some(_) => Err(IngestError::MethodNotAllowed { method: req.method().to_string(), path }),
-            None => Err(IngestError::NotFound(path)),
+            Some(signal) if method == "POST" => export(signal, req, header, env).await,
+            Some(_) => Err(IngestError::MethodNotAllowed { method: method.to_owned(), path: path.to_owned() }),
+            None => Err(IngestError::NotFound(path.to_owned())),
         },
     }
 }
 
-async fn export(signal: export::Signal, req: &mut Request, env: &Env) -> Result<Response, IngestError> {
-    let headers = req.headers().clone();
-    let header = |name: &str| headers.get(name).ok().flatten();
+async fn export(
+    signal: export::Signal,
+    req: &web_sys::Request,
+    header: &dyn Fn(&str) -> Option<String>,
+    env: &Env,
+) -> Result<Response, IngestError> {
     let keys = config::keys(env.var(config::INGEST_KEYS).ok().map(|s| s.to_string()))?;
     let authorization = header("authorization");
     let token = proto::keys::bearer(authorization.as_deref()).unwrap_or("");
@@ -63,9 +71,10 @@ async fn export(signal: export::Signal, req: &mut Request, env: &Env) -> Result<
     let encoding = body::encoding(header("content-type").as_deref())?;
     let limits = config::limits(|name| env.var(name).ok().map(|v| v.to_string()))?;
     body::check_declared_length(header("content-length").as_deref(), &limits)?;
-    let raw = req.bytes().await.map_err(|e| IngestError::BadCompression { encoding: "body", reason: e.to_string() })?;
-    let content_encoding = header("content-encoding");
-    let body = body::decompress(raw, content_encoding.as_deref(), &limits)?;
+    let unreadable = |e: JsValue| IngestError::BadCompression { encoding: "body", reason: format!("{e:?}") };
+    let buffer = JsFuture::from(req.array_buffer().map_err(unreadable)?).await.map_err(unreadable)?;
+    let raw = js_sys::Uint8Array::new(&buffer).to_vec();
+    let body = body::decompress(raw, header("content-encoding").as_deref(), &limits)?;
 
     let request_id = export::request_id(&tenant, &body);
     let ctx = export::Context {
@@ -120,18 +129,26 @@ fn respond(status: u16, encoding: body::Encoding, bytes: Vec<u8>, headers: &[(&s
 }
 
 /// The queue consumer: writes each delivered batch of messages to R2 as one
-/// archive. Never returns an error (that would abort the wasm instance):
-/// failures mark messages for retry, and messages that keep failing go to the
-/// dead-letter queue.
+/// archive. Messages are archive members already (ingest compressed them),
+/// so the archive is their concatenation. Never returns an error (that would
+/// abort the wasm instance): failures mark messages for retry, and messages
+/// that keep failing go to the dead-letter queue.
 #[event(queue)]
 async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _ctx: Context) -> worker::Result<()> {
-    let mut bodies = Vec::new();
+    let mut archive = Vec::new();
     let mut ids = Vec::new();
     let mut good = Vec::new();
     for message in batch.raw_iter() {
         match message.body().dyn_into::<js_sys::Uint8Array>() {
             Ok(bytes) => {
-                bodies.push(bytes.to_vec());
+                let body = bytes.to_vec();
+                if proto::archive::is_member(&body) {
+                    archive.extend_from_slice(&body);
+                } else {
+                    // A bare encoded Batch, as ingest queued before archive
+                    // format 2 (messages in flight across a deploy).
+                    archive.extend(proto::archive::encode(&[&body]));
+                }
                 ids.push(message.id());
                 good.push(message);
             }
@@ -145,11 +162,9 @@ async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _
         return Ok(());
     }
     let key = proto::archive::key(worker::Date::now().as_millis(), &ids.iter().map(String::as_str).collect::<Vec<_>>());
-    let raw = proto::archive::raw(&bodies.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    let put = match (gzip::gzip(&raw).await, env.bucket(ARCHIVES)) {
-        (Ok(archive), Ok(bucket)) => bucket.put(&key, archive).execute().await.map(|_| ()),
-        (Err(e), _) => Err(worker::Error::from(e)),
-        (_, Err(e)) => Err(e),
+    let put = match env.bucket(ARCHIVES) {
+        Ok(bucket) => bucket.put(&key, archive).execute().await.map(|_| ()),
+        Err(e) => Err(e),
     };
     match put {
         Ok(()) => good.iter().for_each(|m| m.ack()),

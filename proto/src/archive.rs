@@ -1,29 +1,44 @@
-//! The R2 archive format: what the queue consumer writes and the rollup reads.
+//! The R2 archive format: what ingest puts on the queue, what the queue
+//! consumer writes and what the rollup reads.
 //!
-//! An archive is a gzip stream of one protobuf [`Archive`] message:
+//! An archive is a gzip file of one or more members. Their inflated content,
+//! concatenated, is one protobuf [`Archive`] message:
 //!
 //! ```text
-//! gzip( field 1: format version (varint)
-//!       field 2: Batch, repeated — each exactly the bytes of one queue message )
+//! member 1: gzip( field 1: format version (varint)
+//!                 field 2: Batch, repeated )
+//! member 2: gzip( field 1: format version
+//!                 field 2: Batch, repeated )
+//! ...
 //! ```
 //!
-//! Because repeated protobuf fields concatenate, the consumer builds an archive
-//! from queue messages without decoding them. A batch may carry
-//! `shared_labels` that all its points have (added after the first archives;
-//! batches without it have every label on the point). Readers accept every version up
-//! to [`FORMAT_VERSION`]; fields added later get new tags, which older readers
-//! skip, so today's files stay readable.
+//! Ingest compresses each queue message as one such member ([`encode`]), so
+//! the consumer writes an archive by concatenating message bodies, without
+//! inflating or compressing anything: gzip members concatenate, and so do
+//! protobuf messages (repeated fields append; the version field repeats).
+//!
+//! Versions: 1 was a single member whose batches were queue messages
+//! compressed by the consumer; 2 (today) allows several members, each with
+//! its own version field. A reader takes the largest version field it finds
+//! and refuses files newer than it knows: a version-1 reader, which stops
+//! after the first member, refuses a version-2 file instead of silently
+//! reading only part of it. A batch may carry `shared_labels` that all its
+//! points have (batches without it have every label on the point). Fields
+//! added later get new tags, which older readers skip, so today's files stay
+//! readable.
 //!
 //! Keys are `archives/<13-digit unix ms>-<16 hex digits>.pb.gz`: lexicographic
 //! order is time order, which lets the rollup list new archives from a cursor.
 
 use crate::point::Batch;
-use flate2::{read::GzDecoder, write::GzEncoder, Compression};
+use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
+use prost::bytes::Buf;
+use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 use std::io::{Read, Write};
 
 /// The version this code writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Where archives live in the bucket.
 pub const KEY_PREFIX: &str = "archives/";
@@ -56,8 +71,8 @@ pub enum ArchiveError {
     UnknownVersion(u32),
 }
 
-/// The uncompressed content of an archive holding encoded [`Batch`]es
-/// (queue message bodies); an archive file is this, gzip-compressed.
+/// The uncompressed content of an archive member holding encoded
+/// [`Batch`]es.
 pub fn raw(batches: &[&[u8]]) -> Vec<u8> {
     let mut raw = Vec::with_capacity(batches.iter().map(|b| b.len() + 6).sum::<usize>() + 2);
     // Field 1, varint: the format version.
@@ -72,24 +87,50 @@ pub fn raw(batches: &[&[u8]]) -> Vec<u8> {
     raw
 }
 
-/// Builds a gzip archive from encoded [`Batch`]es. (The Worker compresses
-/// [`raw`] with the runtime's native gzip instead; both are plain gzip.)
+/// One archive member (itself a complete archive) holding encoded
+/// [`Batch`]es. Compressed at the fastest level: this runs in the ingest
+/// request, where CPU is billed, and the data (repeated names and labels)
+/// still shrinks about tenfold.
 pub fn encode(batches: &[&[u8]]) -> Vec<u8> {
     let raw = raw(batches);
     // Writing into a Vec cannot fail.
-    let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 4), Compression::fast());
+    let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 8), Compression::fast());
     let _ = gz.write_all(&raw);
     gz.finish().unwrap_or_default()
 }
 
-/// Reads an archive back.
+/// Whether `bytes` start like a gzip member (as [`encode`] writes) rather
+/// than an encoded [`Batch`] (which starts with field 1's tag, 0x0a).
+pub fn is_member(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// Reads an archive back: every member, the largest version field.
 pub fn decode(gz: &[u8]) -> Result<Archive, ArchiveError> {
     let mut raw = Vec::new();
-    GzDecoder::new(gz).take(MAX_INFLATED + 1).read_to_end(&mut raw)?;
+    MultiGzDecoder::new(gz).take(MAX_INFLATED + 1).read_to_end(&mut raw)?;
     if raw.len() as u64 > MAX_INFLATED {
         return Err(ArchiveError::TooLarge);
     }
-    let archive = Archive::decode(raw.as_slice())?;
+    let mut archive = Archive::default();
+    let mut buf = raw.as_slice();
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match (tag, wire_type) {
+            (1, WireType::Varint) => archive.version = archive.version.max(decode_varint(&mut buf)? as u32),
+            (2, WireType::LengthDelimited) => {
+                let len = decode_varint(&mut buf)? as usize;
+                if len > buf.remaining() {
+                    return Err(prost::DecodeError::new("batch longer than the archive").into());
+                }
+                archive.batches.push(Batch::decode(&buf[..len])?);
+                buf.advance(len);
+            }
+            (tag, wire_type) => {
+                prost::encoding::skip_field(wire_type, tag, &mut buf, prost::encoding::DecodeContext::default())?
+            }
+        }
+    }
     if archive.version > FORMAT_VERSION {
         return Err(ArchiveError::UnknownVersion(archive.version));
     }
@@ -142,6 +183,48 @@ mod tests {
         assert_eq!(archive.batches[1].points[0].value, Some(Value::Gauge(3.0)));
     }
 
+    #[test]
+    fn concatenated_members_are_one_archive() {
+        let (a, b, c) = (batch("a", &[1.0]), batch("b", &[2.0, 3.0]), batch("c", &[4.0]));
+        let mut file = encode(&[&a, &b]);
+        file.extend(encode(&[&c]));
+        assert!(is_member(&file) && !is_member(&a));
+        let archive = decode(&file).unwrap();
+        assert_eq!(archive.version, 2);
+        let tenants: Vec<&str> = archive.batches.iter().map(|b| b.tenant.as_str()).collect();
+        assert_eq!(tenants, ["a", "b", "c"]);
+    }
+
+    /// A version-2 file of two members, their content pinned as bytes.
+    #[test]
+    fn reads_a_pinned_version_2_archive() {
+        let member = |content: &[u8]| {
+            let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+            gz.write_all(content).unwrap();
+            gz.finish().unwrap()
+        };
+        let mut file = member(&[
+            0x08, 0x02, // version 2
+            0x12, 0x11, // one batch of 17 bytes
+            0x0a, 0x01, b't', // tenant "t"
+            0x12, 0x0c, // one point of 12 bytes
+            0x0a, 0x01, b'm', // metric "m"
+            0x29, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, // gauge 1.0
+        ]);
+        file.extend(member(&[
+            0x08, 0x02, // version 2
+            0x12, 0x0a, // one batch of 10 bytes
+            0x0a, 0x01, b'u', // tenant "u"
+            0x22, 0x05, // one shared label of 5 bytes
+            0x0a, 0x01, b'k', 0x12, 0x00, // k=""
+        ]));
+        let archive = decode(&file).unwrap();
+        assert_eq!(archive.version, 2);
+        assert_eq!(archive.batches.len(), 2);
+        assert_eq!(archive.batches[0].points[0].value, Some(Value::Gauge(1.0)));
+        assert_eq!((archive.batches[1].tenant.as_str(), archive.batches[1].shared_labels[0].key.as_str()), ("u", "k"));
+    }
+
     /// A file written by version 1 of the format, pinned as bytes so that a
     /// later change to the writer cannot silently break reading old archives.
     #[test]
@@ -165,8 +248,11 @@ mod tests {
     #[test]
     fn rejects_newer_versions_and_garbage() {
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-        gz.write_all(&[0x08, 0x02]).unwrap();
-        assert!(matches!(decode(&gz.finish().unwrap()), Err(ArchiveError::UnknownVersion(2))));
+        gz.write_all(&[0x08, 0x03]).unwrap();
+        // A newer member anywhere in the file makes it unreadable here.
+        let mut file = encode(&[&batch("a", &[1.0])]);
+        file.extend(gz.finish().unwrap());
+        assert!(matches!(decode(&file), Err(ArchiveError::UnknownVersion(3))));
         assert!(matches!(decode(b"not gzip"), Err(ArchiveError::Gzip(_))));
         let truncated = encode(&[&batch("a", &[1.0])]);
         assert!(decode(&truncated[..truncated.len() - 10]).is_err());

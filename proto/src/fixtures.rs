@@ -181,8 +181,8 @@ mod tests {
         let t = 1_800_000_000_000_000_000;
         let req = metrics_request(1000, t);
         let n = crate::normalize::metrics::normalize(req.clone(), t);
-        assert_eq!((n.points.len(), n.rejected), (1000, 0));
-        assert_eq!(n.points[0].labels.len(), 8);
+        assert_eq!((n.len(), n.rejected), (1000, 0));
+        assert_eq!(n.points()[0].labels.len(), 8);
         let json = metrics_json(&req);
         assert_eq!(decode::metrics(json.as_bytes(), Encoding::Json).unwrap(), req);
         assert!(req.encode_to_vec().len() > 100_000);

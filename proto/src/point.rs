@@ -2,9 +2,9 @@
 //! beacon becomes, and what travels from ingest through the queue and the R2
 //! archive to the rollup.
 //!
-//! Points are prost messages so that a queue message is just an encoded
-//! [`Batch`], and an archive can be built by concatenating queue messages
-//! without decoding them (repeated protobuf fields concatenate).
+//! Points are prost messages so that a queue message is just compressed
+//! encoded [`Batch`]es, and an archive can be built by concatenating queue
+//! messages without decoding them (see [`crate::archive`]).
 
 /// The points of one ingest request, all of one tenant.
 #[derive(Clone, PartialEq, prost::Message)]

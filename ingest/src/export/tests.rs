@@ -1,6 +1,5 @@
 use super::*;
 use prost::Message;
-use proto::point::Batch;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
 const CTX: Context = Context { tenant: "dev", request_id: "r1", now_unix_nano: NOW };
@@ -13,7 +12,7 @@ fn metrics_json(points: &str) -> Vec<u8> {
 fn accepted_points_reach_the_queue_and_analytics() {
     let a = export(Signal::Metrics, &CTX, &metrics_json(r#"{"asDouble":1},{"asDouble":2}"#), Encoding::Json).unwrap();
     assert_eq!((a.points, a.rejected), (2, 0));
-    let batch = Batch::decode(a.messages[0].as_slice()).unwrap();
+    let batch = proto::archive::decode(&a.messages[0]).unwrap().batches.remove(0);
     assert_eq!(batch.tenant, "dev");
     assert_eq!(batch.points.len(), 2);
     assert_eq!(a.data_points.len(), 1);
@@ -72,4 +71,13 @@ fn request_ids_follow_the_body() {
     assert_ne!(request_id("t", b"abc"), request_id("t", b"abc\0"));
     assert_ne!(request_id("ta", b"bc"), request_id("t", b"abc"));
     assert_eq!(request_id("t", b"").len(), 32);
+}
+
+#[test]
+fn paths_of_urls() {
+    assert_eq!(path_of("http://127.0.0.1:8787/v1/metrics"), "/v1/metrics");
+    assert_eq!(path_of("https://ingest.example.com/v1/logs?x=1#f"), "/v1/logs");
+    assert_eq!(path_of("http://host"), "/");
+    assert_eq!(path_of("http://host/"), "/");
+    assert_eq!(path_of("http://host?q"), "/");
 }

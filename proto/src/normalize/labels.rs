@@ -42,12 +42,13 @@ pub fn labels_from(layers: &[&[KeyValue]]) -> Result<Labeled, String> {
     Ok(out)
 }
 
-/// Labels shared by a scope's points (from resource and scope attributes,
-/// sorted) plus one point's own attributes, which are moved rather than
-/// copied. The same rules as [`labels_from`], the point's attributes last.
+/// One point's own labels, from its attributes (moved, not copied), to go
+/// with the labels its scope shares (`shared`, from resource and scope
+/// attributes, sorted). The same rules as [`labels_from`] over all layers,
+/// the point's attributes last: the limit counts shared and own labels
+/// together, and an own label overrides a shared one of the same key.
 pub fn with_point(shared: &[Label], attrs: Vec<KeyValue>) -> Result<Labeled, String> {
-    let mut out = Labeled { labels: Vec::with_capacity(shared.len() + attrs.len()), truncated: 0 };
-    out.labels.extend_from_slice(shared);
+    let mut out = Labeled { labels: Vec::with_capacity(attrs.len()), truncated: 0 };
     for kv in attrs {
         check_key(&kv.key)?;
         let mut value = kv.value.map(|v| v.into_label()).unwrap_or_default();
@@ -57,11 +58,18 @@ pub fn with_point(shared: &[Label], attrs: Vec<KeyValue>) -> Result<Labeled, Str
             None => out.labels.push(Label { key: kv.key, value }),
         }
     }
-    if out.labels.len() > MAX_LABELS {
-        return Err(format!("{} attributes, more than the {MAX_LABELS} allowed", out.labels.len()));
-    }
     out.labels.sort_by(|a, b| a.key.cmp(&b.key));
+    let total = count(shared, &out.labels);
+    if total > MAX_LABELS {
+        return Err(format!("{total} attributes, more than the {MAX_LABELS} allowed"));
+    }
     Ok(out)
+}
+
+/// How many labels a point has: its own, and the shared ones it does not
+/// override. Both lists sorted by key.
+pub fn count(shared: &[Label], own: &[Label]) -> usize {
+    own.len() + shared.iter().filter(|s| own.binary_search_by(|o| o.key.cmp(&s.key)).is_err()).count()
 }
 
 fn check_key(key: &str) -> Result<(), String> {
@@ -117,12 +125,21 @@ mod tests {
     }
 
     #[test]
-    fn with_point_equals_labels_from_all_layers() {
+    fn with_point_and_shared_labels_equal_labels_from_all_layers() {
         let resource = [kv("service.name", "api"), kv("host", "a")];
-        let point = vec![kv("route", "/x"), kv("host", "b"), kv("long", &"x".repeat(2000))];
+        let point = vec![kv("route", "/x"), kv("host", "b"), kv("long", &"x".repeat(2000)), kv("route", "/y")];
         let shared = labels_from(&[&resource]).unwrap();
-        assert_eq!(with_point(&shared.labels, point.clone()).unwrap(), labels_from(&[&resource, &point]).unwrap());
+        let own = with_point(&shared.labels, point.clone()).unwrap();
+        let all = labels_from(&[&resource, &point]).unwrap();
+        assert_eq!(crate::point::merge_labels(&shared.labels, &own.labels), all.labels);
+        assert_eq!((own.truncated, count(&shared.labels, &own.labels)), (1, all.labels.len()));
         assert!(with_point(&shared.labels, vec![kv("", "v")]).is_err());
+        // The limit counts shared and own labels together, overrides once.
+        let shared: Vec<KeyValue> = (0..40).map(|i| kv(&format!("r{i}"), "v")).collect();
+        let shared = labels_from(&[&shared]).unwrap().labels;
+        let own = |n: usize| (0..n).map(|i| kv(&format!("p{i}"), "v")).chain([kv("r0", "w")]).collect::<Vec<_>>();
+        assert!(with_point(&shared, own(24)).is_ok());
+        assert!(with_point(&shared, own(25)).unwrap_err().contains("65 attributes"));
     }
 
     #[test]

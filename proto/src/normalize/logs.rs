@@ -48,7 +48,7 @@ pub fn normalize(req: &ExportLogsServiceRequest, now_unix_nano: u64) -> Normaliz
         }
     }
     for ((labels, _), (count, latest)) in groups {
-        out.points.push(Point {
+        out.push(Point {
             metric: RECORDS.into(),
             labels,
             unit: "1".into(),
@@ -81,7 +81,7 @@ mod tests {
         let n = normalize(&decode::logs(body.as_bytes(), Encoding::Json).unwrap(), NOW);
         assert_eq!(n.rejected, 1, "the record from 1970");
         let counts: Vec<(String, f64)> = n
-            .points
+            .points()
             .iter()
             .map(|p| {
                 let sev = p.labels.iter().find(|l| l.key == "severity").unwrap().value.clone();
@@ -90,7 +90,7 @@ mod tests {
             })
             .collect();
         assert_eq!(counts, [("ERROR".to_string(), 2.0), ("NOTICE".to_string(), 1.0), ("UNSPECIFIED".to_string(), 1.0)]);
-        assert!(n.points.iter().all(|p| p.labels.iter().any(|l| l.key == "service.name" && l.value == "api")));
+        assert!(n.points().iter().all(|p| p.labels.iter().any(|l| l.key == "service.name" && l.value == "api")));
     }
 
     #[test]

@@ -7,10 +7,13 @@ pub mod logs;
 pub mod metrics;
 pub mod traces;
 
+use crate::point::{merge_labels, Label, Point};
+
 /// The outcome of normalizing one request.
 #[derive(Debug, Default)]
 pub struct Normalized {
-    pub points: Vec<crate::point::Point>,
+    /// The points, in groups that share labels.
+    pub groups: Vec<Group>,
     /// Data points that could not be accepted.
     pub rejected: u64,
     /// The first few reasons, for the response's `error_message`.
@@ -22,7 +25,51 @@ pub struct Normalized {
 /// How many distinct reasons a response lists before it stops adding more.
 const MAX_REASONS: usize = 5;
 
+/// Points that share labels, typically one scope's: the labels of its
+/// resource and scope are built once, not copied into every point.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Group {
+    /// Sorted by key. A point's own label of the same key wins, as in
+    /// [`Batch::shared_labels`](crate::point::Batch::shared_labels).
+    pub labels: Vec<Label>,
+    /// Points with their own labels only.
+    pub points: Vec<Point>,
+}
+
 impl Normalized {
+    /// Starts a group of points sharing `labels`; [`push`](Self::push) adds to it.
+    fn group(&mut self, labels: Vec<Label>) {
+        self.groups.push(Group { labels, points: Vec::new() });
+    }
+
+    /// Adds a point to the current group (one without shared labels if
+    /// there is none yet).
+    fn push(&mut self, p: Point) {
+        if self.groups.is_empty() {
+            self.group(Vec::new());
+        }
+        if let Some(g) = self.groups.last_mut() {
+            g.points.push(p);
+        }
+    }
+
+    /// How many points there are.
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.points.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every point with its full label set, its group's and its own.
+    pub fn points(&self) -> Vec<Point> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.points.iter().map(|p| Point { labels: merge_labels(&g.labels, &p.labels), ..p.clone() }))
+            .collect()
+    }
+
     fn reject(&mut self, n: u64, reason: impl FnOnce() -> String) {
         self.rejected += n;
         if self.reasons.len() < MAX_REASONS {

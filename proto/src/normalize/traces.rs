@@ -89,14 +89,14 @@ pub fn normalize(req: &ExportTraceServiceRequest, now_unix_nano: u64) -> Normali
         let sum: f64 = g.durations.iter().sum();
         let min = g.durations.iter().copied().reduce(f64::min);
         let max = g.durations.iter().copied().reduce(f64::max);
-        out.points.push(Point {
+        out.push(Point {
             metric: CALLS.into(),
             labels: labels.clone(),
             unit: "1".into(),
             time_unix_nano: g.latest,
             value: Some(Value::Counter(Counter { value: n as f64, monotonic: true, ..Default::default() })),
         });
-        out.points.push(Point {
+        out.push(Point {
             metric: DURATION.into(),
             labels,
             unit: "ms".into(),
@@ -148,14 +148,15 @@ mod tests {
         ]);
         assert_eq!(n.rejected, 0);
         // Two series (OK and ERROR) in the first minute, one in the next.
-        assert_eq!(n.points.len(), 6);
-        let calls: Vec<&Point> = n.points.iter().filter(|p| p.metric == CALLS).collect();
+        assert_eq!(n.points().len(), 6);
+        let points = n.points();
+        let calls: Vec<&Point> = points.iter().filter(|p| p.metric == CALLS).collect();
         let first = calls.iter().find(|p| p.labels.iter().any(|l| l.value == "STATUS_CODE_UNSET") && p.time_unix_nano < t + MIN).unwrap();
         assert_eq!(first.value, Some(Value::Counter(Counter { value: 2.0, monotonic: true, ..Default::default() })));
         let keys: Vec<&str> = first.labels.iter().map(|l| l.key.as_str()).collect();
         assert_eq!(keys, ["service.name", "span.kind", "span.name", "status.code"]);
         assert!(first.labels.iter().any(|l| l.value == "SPAN_KIND_SERVER"));
-        let durations = n.points.iter().find(|p| p.metric == DURATION && p.labels == first.labels && p.time_unix_nano < t + MIN).unwrap();
+        let durations = points.iter().find(|p| p.metric == DURATION && p.labels == first.labels && p.time_unix_nano < t + MIN).unwrap();
         match &durations.value {
             Some(Value::Distribution(d)) => {
                 assert_eq!(d.values, vec![1.5, 20.0]);
@@ -171,7 +172,7 @@ mod tests {
         let t = NOW - MIN;
         let n = run(&[span("a", 1, 0, t, t - 1), span("b", 1, 0, 0, t), span("c", 1, 0, t, t + 10 * 3600 * 1_000_000_000), span("d", 1, 0, t, t)]);
         assert_eq!(n.rejected, 3);
-        assert_eq!(n.points.len(), 2, "the zero-length span counts");
+        assert_eq!(n.points().len(), 2, "the zero-length span counts");
         let msg = n.error_message();
         assert!(msg.contains("ends before it starts") && msg.contains("missing") && msg.contains("future"), "{msg}");
     }
@@ -180,7 +181,8 @@ mod tests {
     fn unknown_service_and_out_of_range_enums() {
         let body = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{}]}}]}}]}}"#, span("x", 42, 9, NOW - MIN, NOW - MIN + 1));
         let n = normalize(&decode::traces(body.as_bytes(), Encoding::Json).unwrap(), NOW);
-        let values: Vec<&str> = n.points[0].labels.iter().map(|l| l.value.as_str()).collect();
+        let points = n.points();
+        let values: Vec<&str> = points[0].labels.iter().map(|l| l.value.as_str()).collect();
         assert_eq!(values, ["unknown_service", "SPAN_KIND_UNSPECIFIED", "x", "STATUS_CODE_UNSET"]);
     }
 }

@@ -19,7 +19,7 @@
 //! points bucket by bucket. Aggregation temporality 0 (unspecified) is invalid
 //! and rejected.
 
-use super::labels::{labels_from, with_point, MAX_LABELS};
+use super::labels::{count, labels_from, with_point, MAX_LABELS};
 use super::{point_time, Normalized};
 use crate::otlp::common::KeyValue;
 use crate::otlp::metrics::{
@@ -47,6 +47,7 @@ pub fn normalize(req: ExportMetricsServiceRequest, now_unix_nano: u64) -> Normal
                 }
             };
             out.truncated += shared.truncated as u64;
+            out.group(shared.labels.clone());
             for metric in sm.metrics {
                 let ctx = Ctx { name: &metric.name, unit: &metric.unit, shared: &shared.labels, now_unix_nano };
                 ctx.metric(metric.data, &mut out);
@@ -156,7 +157,7 @@ impl Ctx<'_> {
         };
         let labels = labeled.labels;
         let quantile_slot = labels.binary_search_by(|l| l.key.as_str().cmp("quantile"));
-        if quantile_slot.is_err() && !dp.quantile_values.is_empty() && labels.len() >= MAX_LABELS {
+        if quantile_slot.is_err() && !dp.quantile_values.is_empty() && count(self.shared, &labels) >= MAX_LABELS {
             return out.reject(1, || format!("metric {name}: no room for the quantile label within {MAX_LABELS} labels"));
         }
         out.truncated += labeled.truncated as u64;
@@ -170,8 +171,8 @@ impl Ctx<'_> {
         let total = |v: f64| {
             Value::Counter(Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: dp.start_time_unix_nano })
         };
-        out.points.push(point(format!("{name}.count"), labels.clone(), total(dp.count as f64)));
-        out.points.push(point(format!("{name}.sum"), labels.clone(), total(dp.sum)));
+        out.push(point(format!("{name}.count"), labels.clone(), total(dp.count as f64)));
+        out.push(point(format!("{name}.sum"), labels.clone(), total(dp.sum)));
         for q in &dp.quantile_values {
             let mut with_quantile = labels.clone();
             let value = q.quantile.to_string();
@@ -179,7 +180,7 @@ impl Ctx<'_> {
                 Ok(i) => with_quantile[i].value = value,
                 Err(i) => with_quantile.insert(i, Label { key: "quantile".into(), value }),
             }
-            out.points.push(point(name.to_owned(), with_quantile, Value::Gauge(q.value)));
+            out.push(point(name.to_owned(), with_quantile, Value::Gauge(q.value)));
         }
     }
 
@@ -193,7 +194,7 @@ impl Ctx<'_> {
         match with_point(self.shared, attributes) {
             Ok(l) => {
                 out.truncated += l.truncated as u64;
-                out.points.push(Point {
+                out.push(Point {
                     metric: name.to_owned(),
                     labels: l.labels,
                     unit: self.unit.to_owned(),

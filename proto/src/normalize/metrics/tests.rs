@@ -25,27 +25,32 @@ fn gauge_points_carry_resource_and_point_labels() {
         {"timeUnixNano":"1799999000000000000","asDouble":0.5,"attributes":[{"key":"core","value":{"intValue":"1"}}]},
         {"timeUnixNano":"1799999000000000000","asInt":"2"}]}}"#);
     assert_eq!(n.rejected, 0);
-    assert_eq!(n.points.len(), 2);
-    let p = &n.points[0];
+    assert_eq!(n.points().len(), 2);
+    let p = &n.points()[0];
     assert_eq!(p.metric, "cpu");
     assert_eq!(p.unit, "1");
     assert_eq!(p.time_unix_nano, 1_799_999_000_000_000_000);
     assert_eq!(p.value, Some(Value::Gauge(0.5)));
     assert_eq!(crate::point::labels_json(&p.labels), r#"{"core":"1","service.name":"api"}"#);
-    assert_eq!(n.points[1].value, Some(Value::Gauge(2.0)));
+    assert_eq!(n.points()[1].value, Some(Value::Gauge(2.0)));
+    // The resource's labels are built once for the scope, not copied into
+    // each point.
+    assert_eq!(crate::point::labels_json(&n.groups[0].labels), r#"{"service.name":"api"}"#);
+    assert_eq!(crate::point::labels_json(&n.groups[0].points[0].labels), r#"{"core":"1"}"#);
+    assert!(n.groups[0].points[1].labels.is_empty());
 }
 
 #[test]
 fn zero_timestamp_means_now() {
     let n = run(r#"{"name":"g","gauge":{"dataPoints":[{"asDouble":1}]}}"#);
-    assert_eq!(n.points[0].time_unix_nano, NOW);
+    assert_eq!(n.points()[0].time_unix_nano, NOW);
 }
 
 #[test]
 fn non_finite_and_valueless_points_are_rejected_one_by_one() {
     let n = run(r#"{"name":"g","gauge":{"dataPoints":[
         {"asDouble":"NaN"},{"asDouble":"Infinity"},{},{"asDouble":3}]}}"#);
-    assert_eq!(n.points.len(), 1);
+    assert_eq!(n.points().len(), 1);
     assert_eq!(n.rejected, 3);
     assert!(n.error_message().contains("non-finite value NaN"), "{}", n.error_message());
     assert!(n.error_message().contains("without a value"));
@@ -55,8 +60,8 @@ fn non_finite_and_valueless_points_are_rejected_one_by_one() {
 fn delta_sum_is_a_counter() {
     let n = run(r#"{"name":"req","sum":{"aggregationTemporality":1,"isMonotonic":true,
         "dataPoints":[{"asInt":"5"},{"asInt":"-1"}]}}"#);
-    assert_eq!(n.points.len(), 1);
-    assert_eq!(n.points[0].value, Some(Value::Counter(Counter { value: 5.0, monotonic: true, ..Default::default() })));
+    assert_eq!(n.points().len(), 1);
+    assert_eq!(n.points()[0].value, Some(Value::Counter(Counter { value: 5.0, monotonic: true, ..Default::default() })));
     assert_eq!(n.rejected, 1, "a monotonic sum cannot decrease");
 }
 
@@ -68,17 +73,18 @@ fn cumulative_points_are_marked_for_the_rollup_and_missing_temporality_is_reject
     assert_eq!(n.rejected, 1);
     assert!(n.error_message().contains("metric b: aggregation temporality is missing"));
     assert_eq!(
-        n.points[0].value,
+        n.points()[0].value,
         Some(Value::Counter(Counter { value: 7.0, monotonic: true, cumulative: true, start_time_unix_nano: 1_799_998_000_000_000_000 }))
     );
-    assert_eq!(n.points[1].value, Some(Value::Gauge(-3.0)), "a cumulative UpDownCounter is a level");
+    assert_eq!(n.points()[1].value, Some(Value::Gauge(-3.0)), "a cumulative UpDownCounter is a level");
 }
 
 #[test]
 fn cumulative_histograms_have_layout_only_representatives_and_no_extremes() {
     let n = run(r#"{"name":"lat","histogram":{"aggregationTemporality":2,"dataPoints":[
         {"startTimeUnixNano":"1799998000000000000","count":"6","sum":100,"min":1,"max":50,"explicitBounds":[5,10,20],"bucketCounts":["1","2","0","3"]}]}}"#);
-    let d = dist(&n.points[0]);
+    let points = n.points();
+    let d = dist(&points[0]);
     assert!(d.cumulative);
     assert_eq!(d.start_time_unix_nano, 1_799_998_000_000_000_000);
     assert_eq!((d.min, d.max), (None, None));
@@ -91,8 +97,8 @@ fn summaries_become_quantile_gauges_and_cumulative_count_and_sum() {
         "attributes":[{"key":"method","value":{"stringValue":"get"}}],
         "quantileValues":[{"quantile":0.5,"value":4},{"quantile":0.99,"value":9.5}]}]}}"#);
     assert_eq!(n.rejected, 0, "{}", n.error_message());
-    let summary: Vec<(&str, String, Option<Value>)> = n
-        .points
+    let points = n.points();
+    let summary: Vec<(&str, String, Option<Value>)> = points
         .iter()
         .map(|p| {
             let q = p.labels.iter().find(|l| l.key == "quantile").map(|l| l.value.clone()).unwrap_or_default();
@@ -109,9 +115,9 @@ fn summaries_become_quantile_gauges_and_cumulative_count_and_sum() {
             ("rpc", "0.99".to_string(), Some(Value::Gauge(9.5))),
         ]
     );
-    assert!(n.points.iter().all(|p| p.labels.iter().any(|l| l.key == "method")));
+    assert!(n.points().iter().all(|p| p.labels.iter().any(|l| l.key == "method")));
     let bad = run(r#"{"name":"s","summary":{"dataPoints":[{"count":1,"quantileValues":[{"quantile":2,"value":1}]}]}}"#);
-    assert_eq!((bad.points.len(), bad.rejected), (0, 1));
+    assert_eq!((bad.points().len(), bad.rejected), (0, 1));
     // 63 attributes and service.name leave no room for the quantile label:
     // the whole data point is rejected, not only its quantiles.
     let attrs: Vec<String> = (0..63).map(|i| format!(r#"{{"key":"a{i:02}","value":{{"stringValue":"v"}}}}"#)).collect();
@@ -119,7 +125,7 @@ fn summaries_become_quantile_gauges_and_cumulative_count_and_sum() {
         r#"{{"name":"s","summary":{{"dataPoints":[{{"count":1,"attributes":[{}],"quantileValues":[{{"quantile":0.5,"value":1}}]}}]}}}}"#,
         attrs.join(",")
     ));
-    assert_eq!((full.points.len(), full.rejected), (0, 1));
+    assert_eq!((full.points().len(), full.rejected), (0, 1));
     assert!(full.error_message().contains("no room for the quantile label"), "{}", full.error_message());
 }
 
@@ -128,7 +134,8 @@ fn explicit_histogram_buckets_become_weighted_samples() {
     let n = run(r#"{"name":"lat","unit":"ms","histogram":{"aggregationTemporality":1,"dataPoints":[
         {"count":"6","sum":100,"min":1,"max":50,"explicitBounds":[5,10,20],"bucketCounts":["1","2","0","3"]}]}}"#);
     assert_eq!(n.rejected, 0, "{}", n.error_message());
-    let d = dist(&n.points[0]);
+    let points = n.points();
+    let d = dist(&points[0]);
     assert_eq!(d.count, 6);
     assert_eq!(d.sum, 100.0);
     assert_eq!(d.values, vec![3.0, 7.5, 35.0]);
@@ -146,12 +153,13 @@ fn histogram_edge_cases() {
     ];
     for (dp, reason) in cases {
         let n = run(&format!(r#"{{"name":"h","histogram":{{"aggregationTemporality":1,"dataPoints":[{dp}]}}}}"#));
-        assert_eq!((n.points.len(), n.rejected), (0, 1), "{dp}");
+        assert_eq!((n.points().len(), n.rejected), (0, 1), "{dp}");
         assert!(n.error_message().contains(reason), "{dp}: {}", n.error_message());
     }
     // A histogram with a count but no buckets keeps its count and sum.
     let n = run(r#"{"name":"h","histogram":{"aggregationTemporality":1,"dataPoints":[{"count":4,"sum":8}]}}"#);
-    let d = dist(&n.points[0]);
+    let points = n.points();
+    let d = dist(&points[0]);
     assert_eq!((d.count, d.sum, d.values.len()), (4, 8.0, 0));
 }
 
@@ -168,7 +176,8 @@ fn exponential_histogram_uses_geometric_midpoints() {
         {"count":6,"sum":1,"scale":0,"zeroCount":1,
          "positive":{"offset":1,"bucketCounts":[2,0,1]},"negative":{"offset":0,"bucketCounts":[2]}}]}}"#);
     assert_eq!(n.rejected, 0, "{}", n.error_message());
-    let d = dist(&n.points[0]);
+    let points = n.points();
+    let d = dist(&points[0]);
     let s = 2f64.sqrt();
     assert_eq!(d.counts, vec![1, 2, 1, 2]);
     let expected = [0.0, 2.0 * s, 8.0 * s, -s];
@@ -182,7 +191,7 @@ fn exponential_histogram_count_mismatch_and_bad_scale() {
     let n = run(r#"{"name":"e","exponentialHistogram":{"aggregationTemporality":1,"dataPoints":[
         {"count":5,"scale":0,"positive":{"bucketCounts":[1]}},
         {"count":0,"scale":99}]}}"#);
-    assert_eq!((n.points.len(), n.rejected), (0, 2));
+    assert_eq!((n.points().len(), n.rejected), (0, 2));
 }
 
 #[test]
@@ -201,7 +210,7 @@ fn far_future_and_ancient_points_are_rejected() {
         NOW + 2 * 3600 * 1_000_000_000,
         NOW - 60_000_000_000
     ));
-    assert_eq!((n.points.len(), n.rejected), (1, 2));
+    assert_eq!((n.points().len(), n.rejected), (1, 2));
     assert!(n.error_message().contains("in the future") && n.error_message().contains("retention"), "{}", n.error_message());
 }
 
@@ -213,8 +222,9 @@ fn scope_attributes_are_labels_and_long_values_are_cut_and_reported() {
         "x".repeat(5000)
     );
     let n = normalize(decode::metrics(body.as_bytes(), Encoding::Json).unwrap(), NOW);
-    assert_eq!((n.points.len(), n.rejected, n.truncated), (1, 0, 1));
-    let keys: Vec<&str> = n.points[0].labels.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!((n.points().len(), n.rejected, n.truncated), (1, 0, 1));
+    let points = n.points();
+    let keys: Vec<&str> = points[0].labels.iter().map(|l| l.key.as_str()).collect();
     assert_eq!(keys, ["long", "scope.attr"]);
     assert!(n.error_message().contains("1 label values longer than 1024 bytes were cut"));
 }
@@ -222,5 +232,5 @@ fn scope_attributes_are_labels_and_long_values_are_cut_and_reported() {
 #[test]
 fn empty_request_is_empty() {
     let n = normalize(Default::default(), NOW);
-    assert_eq!((n.points.len(), n.rejected), (0, 0));
+    assert_eq!((n.points().len(), n.rejected), (0, 0));
 }
