@@ -181,6 +181,7 @@ mod tests {
 
     fn point(metric: &str, service: &str, value: Value) -> Point {
         Point {
+            label_refs: Vec::new(),
             metric: metric.into(),
             labels: vec![Label { key: "k".into(), value: "x".into() }, Label { key: "service.name".into(), value: service.into() }],
             unit: "ms".into(),

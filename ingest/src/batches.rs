@@ -7,8 +7,11 @@
 //! queue then carries a tenth of the bytes (the hand-off, not the
 //! compression, is what costs), and the consumer does no work per byte.
 
+use foldhash::fast::SeedableRandomState;
+use foldhash::SharedSeed;
 use prost::Message;
 use proto::normalize::Group;
+use std::collections::HashMap;
 use proto::point::{merge_labels, Batch, Distribution, Label, Point, Value};
 
 /// A queue message may hold 128 KB; stay clear of it.
@@ -44,11 +47,12 @@ fn common_labels(points: &[Point]) -> Vec<Label> {
 /// packs those into queue messages of at most `max_bytes` compressed. Each
 /// batch's id is `<request_id>-<n>`, unique per batch. A group's labels, and
 /// any more that all its points share, become its batches' `shared_labels`.
-pub fn split(tenant: &str, request_id: &str, groups: Vec<Group>, max_bytes: usize) -> Split {
+pub fn split(tenant: &str, request_id: &str, seed: u64, groups: Vec<Group>, max_bytes: usize) -> Split {
     let mut batches = Vec::new();
     let mut oversized = 0;
+    let of = BatchOf { tenant, request_id, seed };
     for g in groups {
-        oversized += group_batches(tenant, request_id, g, max_bytes, &mut batches);
+        oversized += group_batches(&of, g, max_bytes, &mut batches);
     }
     let mut messages = Vec::new();
     let mut start = 0;
@@ -82,9 +86,76 @@ fn pack(batches: &[Vec<u8>], max_bytes: usize, out: &mut Vec<Vec<u8>>) {
     }
 }
 
+/// A batch's string table under construction: each label key and value
+/// once, referred to by index from the points (archive format 3).
+struct Strings {
+    index: HashMap<String, u32, SeedableRandomState>,
+    /// Encoded bytes the table adds to its batch.
+    bytes: usize,
+}
+
+impl Strings {
+    /// `seed` keys the hash per request, so that label values a sender
+    /// crafted to collide cannot make the table quadratic.
+    fn new(seed: u64) -> Strings {
+        Strings { index: HashMap::with_hasher(SeedableRandomState::with_seed(seed, SharedSeed::global_fixed())), bytes: 0 }
+    }
+
+    fn intern(&mut self, s: String) -> u32 {
+        if let Some(&i) = self.index.get(s.as_str()) {
+            return i;
+        }
+        let i = self.index.len() as u32;
+        // Tag, length and the bytes.
+        self.bytes += 1 + prost::length_delimiter_len(s.len()) + s.len();
+        self.index.insert(s, i);
+        i
+    }
+
+    /// Moves labels into the table, as the point's references.
+    fn refer(&mut self, p: &mut Point, labels: Vec<Label>) {
+        p.label_refs.reserve(labels.len() * 2);
+        for l in labels {
+            let key = self.intern(l.key);
+            let value = self.intern(l.value);
+            p.label_refs.extend([key, value]);
+        }
+    }
+
+    /// At least the bytes that [`refer`](Self::refer)ring to `labels` would
+    /// add to a batch: new strings, and the references.
+    fn cost(&self, labels: &[Label]) -> usize {
+        let mut next = self.index.len();
+        let mut bytes = 0;
+        for s in labels.iter().flat_map(|l| [&l.key, &l.value]) {
+            let i = match self.index.get(s.as_str()) {
+                Some(&i) => i as usize,
+                None => {
+                    bytes += 1 + prost::length_delimiter_len(s.len()) + s.len();
+                    next += 1;
+                    next - 1
+                }
+            };
+            bytes += prost::encoding::encoded_len_varint(i as u64);
+        }
+        // The packed field's tag and length.
+        bytes + 1 + prost::length_delimiter_len(bytes)
+    }
+
+    /// The table, in index order; the table is empty afterwards.
+    fn take(&mut self) -> Vec<String> {
+        let mut strings = vec![String::new(); self.index.len()];
+        for (s, i) in self.index.drain() {
+            strings[i as usize] = s;
+        }
+        self.bytes = 0;
+        strings
+    }
+}
+
 /// Adds one group's points to `out` as encoded batches of at most
 /// `max_bytes`; returns how many points did not fit any.
-fn group_batches(tenant: &str, request_id: &str, group: Group, max_bytes: usize, out: &mut Vec<Vec<u8>>) -> usize {
+fn group_batches(batch: &BatchOf, group: Group, max_bytes: usize, out: &mut Vec<Vec<u8>>) -> usize {
     let Group { labels, mut points } = group;
     let mut oversized = 0;
     let common = common_labels(&points);
@@ -95,36 +166,47 @@ fn group_batches(tenant: &str, request_id: &str, group: Group, max_bytes: usize,
     }
     let shared = merge_labels(&labels, &common);
     let mut current: Vec<Point> = Vec::new();
-    let header = tenant.len() + request_id.len() + 32 + shared.iter().map(|l| l.encoded_len() + 3).sum::<usize>();
+    let mut strings = Strings::new(batch.seed);
+    let header = batch.tenant.len() + batch.request_id.len() + 32 + shared.iter().map(|l| l.encoded_len() + 3).sum::<usize>();
     let mut size = header;
-    let flush = |points: &mut Vec<Point>, out: &mut Vec<Vec<u8>>| {
+    let flush = |points: &mut Vec<Point>, strings: &mut Strings, out: &mut Vec<Vec<u8>>| {
         if !points.is_empty() {
             let batch = Batch {
-                tenant: tenant.to_owned(),
-                batch_id: format!("{request_id}-{}", out.len()),
+                tenant: batch.tenant.to_owned(),
+                batch_id: format!("{}-{}", batch.request_id, out.len()),
                 points: std::mem::take(points),
                 shared_labels: shared.clone(),
+                strings: strings.take(),
             };
             out.push(batch.encode_to_vec());
         }
     };
-    for p in points.into_iter().flat_map(|p| fit(p, max_bytes.saturating_sub(header) / 2)) {
-        // Tag, length prefix and the point itself.
-        let encoded = p.encoded_len();
-        let len = encoded + 1 + prost::length_delimiter_len(encoded);
-        if header + len > max_bytes {
-            oversized += 1;
-            continue;
-        }
-        if size + len > max_bytes {
-            flush(&mut current, out);
+    for mut p in points.into_iter().flat_map(|p| fit(p, max_bytes.saturating_sub(header) / 2)) {
+        let labels = std::mem::take(&mut p.labels);
+        let framed = |len: usize| len + 1 + prost::length_delimiter_len(len);
+        let base = p.encoded_len();
+        if size + strings.bytes + framed(base + strings.cost(&labels)) > max_bytes {
+            // Into a fresh batch, with a fresh table.
+            flush(&mut current, &mut strings, out);
             size = header;
+            if header + framed(base + strings.cost(&labels)) > max_bytes {
+                oversized += 1;
+                continue;
+            }
         }
-        size += len;
+        strings.refer(&mut p, labels);
+        size += framed(p.encoded_len());
         current.push(p);
     }
-    flush(&mut current, out);
+    flush(&mut current, &mut strings, out);
     oversized
+}
+
+/// What every batch of a request has.
+struct BatchOf<'a> {
+    tenant: &'a str,
+    request_id: &'a str,
+    seed: u64,
 }
 
 /// Splits a distribution point with so many samples that it would not fit a
@@ -167,6 +249,18 @@ mod tests {
         vec![Group { labels: Vec::new(), points }]
     }
 
+    /// The batches as sent: label references unresolved.
+    fn sent(messages: &[Vec<u8>]) -> Vec<Batch> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        for m in messages {
+            let mut raw = Vec::new();
+            flate2::read::MultiGzDecoder::new(m.as_slice()).read_to_end(&mut raw).unwrap();
+            out.extend(proto::archive::Archive::decode(raw.as_slice()).unwrap().batches);
+        }
+        out
+    }
+
     /// The batches of each message, read back as the rollup will.
     fn read(messages: &[Vec<u8>]) -> Vec<Vec<Batch>> {
         messages.iter().map(|m| proto::archive::decode(m).unwrap().batches).collect()
@@ -187,12 +281,15 @@ mod tests {
 
     #[test]
     fn every_point_lands_in_exactly_one_message_under_the_limit() {
-        let split = split("t", "req", one(points(5000, 100)), MAX_MESSAGE_BYTES);
+        let split = split("t", "req", 1, one(points(5000, 100)), MAX_MESSAGE_BYTES);
         let mut seen = Vec::new();
         let batches: Vec<Batch> = read(&split.messages).into_iter().flatten().collect();
         assert!(batches.len() > 1);
-        for (i, b) in batches.iter().enumerate() {
+        for (i, b) in sent(&split.messages).iter().enumerate() {
             assert!(b.encoded_len() <= MAX_MESSAGE_BYTES, "batch {i} is {} bytes", b.encoded_len());
+            assert!(b.points.iter().all(|p| p.labels.is_empty() && p.label_refs.len() == 2));
+        }
+        for (i, b) in batches.iter().enumerate() {
             assert_eq!(b.tenant, "t");
             assert_eq!(b.batch_id, format!("req-{i}"));
             seen.extend(b.points.iter().map(|p| p.time_unix_nano));
@@ -225,7 +322,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let split = split("t", "r", one(ps), MAX_MESSAGE_BYTES);
+        let split = split("t", "r", 1, one(ps), MAX_MESSAGE_BYTES);
         assert!(split.messages.len() > 1);
         assert!(split.messages.iter().all(|m| m.len() <= MAX_MESSAGE_BYTES));
         let times: Vec<u64> = read(&split.messages).into_iter().flatten().flat_map(|b| b.points).map(|p| p.time_unix_nano).collect();
@@ -236,7 +333,7 @@ mod tests {
     fn points_larger_than_a_message_are_counted_not_sent() {
         let mut ps = points(2, 10);
         ps.extend(points(1, 200_000));
-        let split = split("t", "r", one(ps), MAX_MESSAGE_BYTES);
+        let split = split("t", "r", 1, one(ps), MAX_MESSAGE_BYTES);
         assert_eq!(split.oversized, 1);
         assert_eq!(split.messages.len(), 1);
         assert_eq!(read(&split.messages)[0][0].points.len(), 2);
@@ -255,7 +352,7 @@ mod tests {
             ..Default::default()
         };
         let p = Point { metric: "d".into(), time_unix_nano: 7, value: Some(Value::Distribution(d.clone())), ..Default::default() };
-        let split = split("t", "r", one(vec![p]), MAX_MESSAGE_BYTES);
+        let split = split("t", "r", 1, one(vec![p]), MAX_MESSAGE_BYTES);
         assert_eq!(split.oversized, 0);
         let batches: Vec<Batch> = read(&split.messages).into_iter().flatten().collect();
         assert!(batches.len() > 1);
@@ -281,7 +378,7 @@ mod tests {
             p.labels.push(Label { key: "z".into(), value: format!("{i}") });
         }
         let full: Vec<Vec<Label>> = ps.iter().map(|p| p.labels.clone()).collect();
-        let split = split("t", "r", one(ps), MAX_MESSAGE_BYTES);
+        let split = split("t", "r", 1, one(ps), MAX_MESSAGE_BYTES);
         let batch = read(&split.messages).remove(0).remove(0);
         assert_eq!(batch.shared_labels.iter().map(|l| l.key.as_str()).collect::<Vec<_>>(), ["a.service"]);
         assert!(batch.points.iter().all(|p| p.labels.len() == 2), "the labels that differ stay on the point");
@@ -298,7 +395,7 @@ mod tests {
             Group { labels: vec![label("service.name", "a")], points: a },
             Group { labels: vec![label("service.name", "b")], points: points(1, 1) },
         ];
-        let batches = read(&split("t", "r", groups, MAX_MESSAGE_BYTES).messages).remove(0);
+        let batches = read(&split("t", "r", 1, groups, MAX_MESSAGE_BYTES).messages).remove(0);
         let ids: Vec<&str> = batches.iter().map(|b| b.batch_id.as_str()).collect();
         assert_eq!(ids, ["r-0", "r-1"]);
         let service = |b: &Batch, p: &Point| b.labels_of(p).into_iter().find(|l| l.key == "service.name").unwrap().value;
@@ -308,7 +405,29 @@ mod tests {
     }
 
     #[test]
+    fn label_strings_travel_once_per_batch() {
+        let label = |k: &str, v: &str| Label { key: k.into(), value: v.into() };
+        let ps: Vec<Point> = (0..100)
+            .map(|i| Point {
+                metric: "m".into(),
+                labels: vec![label("method", ["GET", "POST"][i % 2]), label("route", "/a"), label("status", ["GET", "200"][i % 3 / 2])],
+                time_unix_nano: i as u64,
+                ..Default::default()
+            })
+            .collect();
+        let full: Vec<Vec<Label>> = ps.iter().map(|p| p.labels.clone()).collect();
+        let split = split("t", "r", 1, one(ps), MAX_MESSAGE_BYTES);
+        let sent = sent(&split.messages);
+        let mut strings = sent[0].strings.clone();
+        strings.sort();
+        assert_eq!(strings, ["200", "GET", "POST", "method", "status"], "each string once");
+        assert_eq!(sent[0].shared_labels, [label("route", "/a")], "common to all points");
+        let batch = read(&split.messages).remove(0).remove(0);
+        assert_eq!(batch.points.iter().map(|p| batch.labels_of(p)).collect::<Vec<_>>(), full);
+    }
+
+    #[test]
     fn no_points_no_messages() {
-        assert!(split("t", "r", Vec::new(), MAX_MESSAGE_BYTES).messages.is_empty());
+        assert!(split("t", "r", 1, Vec::new(), MAX_MESSAGE_BYTES).messages.is_empty());
     }
 }

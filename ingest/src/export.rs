@@ -42,6 +42,8 @@ pub struct Context<'a> {
     /// Unique per request body; prefixes the queue messages' batch ids.
     pub request_id: &'a str,
     pub now_unix_nano: u64,
+    /// Random per request: keys the hash of label strings (see `batches`).
+    pub seed: u64,
 }
 
 /// What to do with an accepted export.
@@ -80,7 +82,7 @@ fn package(signal: Signal, ctx: &Context, normalized: Normalized, encoding: Enco
     let mut message = normalized.error_message();
     let data_points = analytics::data_points(ctx.tenant, &normalized.groups);
     let points = normalized.len();
-    let split = batches::split(ctx.tenant, ctx.request_id, normalized.groups, MAX_MESSAGE_BYTES);
+    let split = batches::split(ctx.tenant, ctx.request_id, ctx.seed, normalized.groups, MAX_MESSAGE_BYTES);
     if split.oversized > 0 {
         if !message.is_empty() {
             message.push_str("; ");

@@ -81,6 +81,7 @@ async fn export(
         tenant: &tenant,
         request_id: &request_id,
         now_unix_nano: worker::Date::now().as_millis() * 1_000_000,
+        seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
     };
     let accepted = export::export(signal, &ctx, &body, encoding)?;
 

@@ -18,8 +18,10 @@
 //! protobuf messages (repeated fields append; the version field repeats).
 //!
 //! Versions: 1 was a single member whose batches were queue messages
-//! compressed by the consumer; 2 (today) allows several members, each with
-//! its own version field. A reader takes the largest version field it finds
+//! compressed by the consumer; 2 allows several members, each with its own
+//! version field; 3 (today) adds a string table per batch
+//! (`Batch.strings`) that points' labels refer to (`Point.label_refs`),
+//! which [`decode`] resolves into plain labels. A reader takes the largest version field it finds
 //! and refuses files newer than it knows: a version-1 reader, which stops
 //! after the first member, refuses a version-2 file instead of silently
 //! reading only part of it. A batch may carry `shared_labels` that all its
@@ -38,7 +40,7 @@ use prost::Message;
 use std::io::{Read, Write};
 
 /// The version this code writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Where archives live in the bucket.
 pub const KEY_PREFIX: &str = "archives/";
@@ -66,6 +68,9 @@ pub enum ArchiveError {
     /// The protobuf inside is broken.
     #[error("archive content is not a valid Archive message: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    /// A point refers to a label string its batch does not have.
+    #[error("archive has a bad label reference: {0}")]
+    LabelRef(String),
     /// Written by a newer version of the pipeline than this reader knows.
     #[error("archive format version {0} is newer than the supported {FORMAT_VERSION}")]
     UnknownVersion(u32),
@@ -123,7 +128,9 @@ pub fn decode(gz: &[u8]) -> Result<Archive, ArchiveError> {
                 if len > buf.remaining() {
                     return Err(prost::DecodeError::new("batch longer than the archive").into());
                 }
-                archive.batches.push(Batch::decode(&buf[..len])?);
+                let mut batch = Batch::decode(&buf[..len])?;
+                batch.resolve().map_err(ArchiveError::LabelRef)?;
+                archive.batches.push(batch);
                 buf.advance(len);
             }
             (tag, wire_type) => {
@@ -190,7 +197,7 @@ mod tests {
         file.extend(encode(&[&c]));
         assert!(is_member(&file) && !is_member(&a));
         let archive = decode(&file).unwrap();
-        assert_eq!(archive.version, 2);
+        assert_eq!(archive.version, FORMAT_VERSION);
         let tenants: Vec<&str> = archive.batches.iter().map(|b| b.tenant.as_str()).collect();
         assert_eq!(tenants, ["a", "b", "c"]);
     }
@@ -245,14 +252,48 @@ mod tests {
         assert_eq!(archive.batches[0].points[0].value, Some(Value::Gauge(1.0)));
     }
 
+    /// A version-3 batch whose point's labels are references into its
+    /// string table, pinned as bytes.
+    #[test]
+    fn reads_a_pinned_version_3_archive_and_resolves_label_references() {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&[
+            0x08, 0x03, // version 3
+            0x12, 0x12, // one batch of 18 bytes
+            0x0a, 0x01, b't', // tenant "t"
+            0x12, 0x07, // one point of 7 bytes
+            0x0a, 0x01, b'm', // metric "m"
+            0x42, 0x02, 0x01, 0x00, // label refs (1, 0): key strings[1], value strings[0]
+            0x2a, 0x01, b'v', // strings[0] = "v"
+            0x2a, 0x01, b'k', // strings[1] = "k"
+        ])
+        .unwrap();
+        let archive = decode(&gz.finish().unwrap()).unwrap();
+        let b = &archive.batches[0];
+        assert_eq!(b.points[0].labels, [crate::point::Label { key: "k".into(), value: "v".into() }]);
+        assert!(b.points[0].label_refs.is_empty() && b.strings.is_empty());
+
+        let bad = |refs: Vec<u32>| {
+            let batch = Batch {
+                points: vec![Point { label_refs: refs, ..Default::default() }],
+                strings: vec!["k".into()],
+                ..Default::default()
+            };
+            decode(&encode(&[&batch.encode_to_vec()]))
+        };
+        assert!(bad(vec![0, 0]).is_ok());
+        assert!(matches!(bad(vec![0, 1]), Err(ArchiveError::LabelRef(_))));
+        assert!(matches!(bad(vec![0]), Err(ArchiveError::LabelRef(_))));
+    }
+
     #[test]
     fn rejects_newer_versions_and_garbage() {
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-        gz.write_all(&[0x08, 0x03]).unwrap();
+        gz.write_all(&[0x08, 0x04]).unwrap();
         // A newer member anywhere in the file makes it unreadable here.
         let mut file = encode(&[&batch("a", &[1.0])]);
         file.extend(gz.finish().unwrap());
-        assert!(matches!(decode(&file), Err(ArchiveError::UnknownVersion(3))));
+        assert!(matches!(decode(&file), Err(ArchiveError::UnknownVersion(4))));
         assert!(matches!(decode(b"not gzip"), Err(ArchiveError::Gzip(_))));
         let truncated = encode(&[&batch("a", &[1.0])]);
         assert!(decode(&truncated[..truncated.len() - 10]).is_err());

@@ -23,9 +23,36 @@ pub struct Batch {
     /// every label on the point.
     #[prost(message, repeated, tag = "4")]
     pub shared_labels: Vec<Label>,
+    /// The label keys and values its points' [`Point::label_refs`] point
+    /// into, each once: label strings repeat from point to point, and a
+    /// reference is a byte or two. Empty once [`resolve`](Self::resolve)d.
+    #[prost(string, repeated, tag = "5")]
+    pub strings: Vec<String>,
 }
 
 impl Batch {
+    /// Turns every point's [`Point::label_refs`] into [`Point::labels`], so
+    /// that readers see plain labels. Fails on a reference outside
+    /// [`strings`](Self::strings) or an odd number of them.
+    pub fn resolve(&mut self) -> Result<(), String> {
+        if self.points.iter().all(|p| p.label_refs.is_empty()) {
+            return Ok(());
+        }
+        let strings = std::mem::take(&mut self.strings);
+        for p in &mut self.points {
+            if p.label_refs.len() % 2 != 0 {
+                return Err(format!("point of {} has an odd number of label references", p.metric));
+            }
+            let refs = std::mem::take(&mut p.label_refs);
+            let string = |i: u32| strings.get(i as usize).cloned().ok_or_else(|| format!("label reference {i} outside the batch's {} strings", strings.len()));
+            for pair in refs.chunks(2) {
+                p.labels.push(Label { key: string(pair[0])?, value: string(pair[1])? });
+            }
+            p.labels.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        Ok(())
+    }
+
     /// A point's full label set: the batch's shared labels and its own.
     pub fn labels_of(&self, p: &Point) -> Vec<Label> {
         merge_labels(&self.shared_labels, &p.labels)
@@ -81,6 +108,11 @@ pub struct Point {
     pub time_unix_nano: u64,
     #[prost(oneof = "Value", tags = "5, 6, 7")]
     pub value: Option<Value>,
+    /// Labels as (key, value) pairs of indexes into the batch's
+    /// [`Batch::strings`], instead of `labels` (archive format 3). Readers of
+    /// archives see them resolved into `labels`.
+    #[prost(uint32, repeated, tag = "8")]
+    pub label_refs: Vec<u32>,
 }
 
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, prost::Message)]

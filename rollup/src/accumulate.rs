@@ -104,6 +104,7 @@ mod tests {
                     unit: "ms".into(),
                     time_unix_nano: secs * 1_000_000_000,
                     value: Some(Value::Gauge(v)),
+                    label_refs: Vec::new(),
                 })
                 .collect(),
             ..Default::default()

@@ -49,6 +49,7 @@ pub fn normalize(req: &ExportLogsServiceRequest, now_unix_nano: u64) -> Normaliz
     }
     for ((labels, _), (count, latest)) in groups {
         out.push(Point {
+            label_refs: Vec::new(),
             metric: RECORDS.into(),
             labels,
             unit: "1".into(),

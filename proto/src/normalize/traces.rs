@@ -90,6 +90,7 @@ pub fn normalize(req: &ExportTraceServiceRequest, now_unix_nano: u64) -> Normali
         let min = g.durations.iter().copied().reduce(f64::min);
         let max = g.durations.iter().copied().reduce(f64::max);
         out.push(Point {
+            label_refs: Vec::new(),
             metric: CALLS.into(),
             labels: labels.clone(),
             unit: "1".into(),
@@ -97,6 +98,7 @@ pub fn normalize(req: &ExportTraceServiceRequest, now_unix_nano: u64) -> Normali
             value: Some(Value::Counter(Counter { value: n as f64, monotonic: true, ..Default::default() })),
         });
         out.push(Point {
+            label_refs: Vec::new(),
             metric: DURATION.into(),
             labels,
             unit: "ms".into(),

@@ -162,6 +162,7 @@ impl Ctx<'_> {
         }
         out.truncated += labeled.truncated as u64;
         let point = |metric: String, labels: Vec<Label>, value: Value| Point {
+            label_refs: Vec::new(),
             metric,
             labels,
             unit: self.unit.to_owned(),
@@ -195,6 +196,7 @@ impl Ctx<'_> {
             Ok(l) => {
                 out.truncated += l.truncated as u64;
                 out.push(Point {
+                    label_refs: Vec::new(),
                     metric: name.to_owned(),
                     labels: l.labels,
                     unit: self.unit.to_owned(),
