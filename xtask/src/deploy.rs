@@ -2,7 +2,7 @@
 //! `--dry-run` bundles each Worker as `wrangler deploy` would and checks its
 //! size against the Workers script limits, without contacting Cloudflare.
 
-use crate::workers::{ALL, ROLLUP};
+use crate::workers::{Worker, ALL, DASHBOARD_API, INGEST, ROLLUP};
 use crate::{root, run, step, tools, workers, wrangler};
 use anyhow::{bail, Context, Result};
 use flate2::{write::GzEncoder, Compression};
@@ -86,6 +86,10 @@ fn sizes(dir: &Path) -> Result<(u64, u64)> {
     Ok((raw, gz.finish()?.len() as u64))
 }
 
+/// Readers before writers: the rollup must already read every archive
+/// format the new ingest writes.
+const PUBLISH_ORDER: [Worker; 3] = [ROLLUP, DASHBOARD_API, INGEST];
+
 /// Publishes everything. Needs `wrangler login` (or CLOUDFLARE_API_TOKEN) and
 /// the resources listed in README.md.
 pub fn publish() -> Result<()> {
@@ -95,9 +99,26 @@ pub fn publish() -> Result<()> {
     check(&bundle(&root)?)?;
     step("applying D1 migrations to the remote database");
     run(wrangler(&root).args(["d1", "migrations", "apply", crate::stack::DATABASE, "--remote", "--env", ROLLUP.name]))?;
-    for w in ALL {
+    for w in PUBLISH_ORDER {
         step(&format!("deploying {}", w.name));
         run(wrangler(&root).args(["deploy", "--env", w.name]))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_every_worker_once_with_the_rollup_before_ingest() {
+        let names: Vec<&str> = PUBLISH_ORDER.iter().map(|w| w.name).collect();
+        let mut all: Vec<&str> = ALL.iter().map(|w| w.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        all.sort();
+        assert_eq!(sorted, all);
+        let at = |n: &str| names.iter().position(|&x| x == n);
+        assert!(at(ROLLUP.name) < at(INGEST.name));
+    }
 }
