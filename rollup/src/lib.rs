@@ -8,6 +8,7 @@
 pub mod accumulate;
 pub mod cumulative;
 pub mod cursor;
+pub mod dedup;
 pub mod error;
 pub mod guard;
 pub mod plan;

@@ -3,7 +3,7 @@
 
 use crate::accumulate::{SeriesKey, Slot};
 use crate::error::{Context, RollupError};
-use crate::{cursor, guard, plan, prepare, store};
+use crate::{cursor, dedup, guard, plan, prepare, store};
 use serde::Serialize;
 use std::collections::HashSet;
 use worker::{Bucket, D1Database, Env};
@@ -113,7 +113,10 @@ async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64,
         return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive vanished".into() });
     };
     let bytes = body.bytes().await.during("reading an archive")?;
-    let archive = proto::archive::decode(&bytes).map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
+    let mut archive = proto::archive::decode(&bytes).map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
+    // Batches delivered or sent before, in another archive, are skipped.
+    let applied = store::applied_batches(db, &dedup::ids(&archive)).await?;
+    let (batch_ids, _repeated) = dedup::fresh(&mut archive, &applied);
     let keyed = prepare::keyed(&archive);
     let mut series: Vec<&SeriesKey> = keyed.iter().map(|(k, _)| k).collect();
     series.sort();
@@ -143,7 +146,7 @@ async fn apply_archive(db: &D1Database, bucket: &Bucket, key: &str, now_ms: u64,
         .collect();
     let stored = store::stored(db, &places).await?;
     let writes = plan::plan(&acc, &ids, &stored)?;
-    store::apply(db, &writes, &state_writes, key, acc.points, now_ms).await?;
+    store::apply(db, &writes, &state_writes, key, &batch_ids, acc.points, now_ms).await?;
     Ok(acc.points)
 }
 

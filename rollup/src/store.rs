@@ -86,6 +86,21 @@ pub async fn processed(db: &D1Database, keys: &[String]) -> Result<HashSet<Strin
     Ok(rows::<K>(db, statements, "reading the ledger").await?.into_iter().map(|k| k.key).collect())
 }
 
+/// Which of `batch_ids` have been applied (see [`crate::dedup`]).
+pub async fn applied_batches(db: &D1Database, batch_ids: &[String]) -> Result<HashSet<String>, RollupError> {
+    #[derive(Deserialize)]
+    struct B {
+        batch_id: String,
+    }
+    let mut statements = Vec::new();
+    for chunk in batch_ids.chunks(MAX_PARAMS) {
+        let sql = format!("SELECT batch_id FROM processed_batches WHERE batch_id IN ({})", placeholders(chunk.len(), 1));
+        let params: Vec<JsValue> = chunk.iter().map(|k| k.as_str().into()).collect();
+        statements.push(prepare(db, &sql, &params)?);
+    }
+    Ok(rows::<B>(db, statements, "reading applied batches").await?.into_iter().map(|b| b.batch_id).collect())
+}
+
 /// Catalog ids of those of `keys` that exist.
 pub async fn lookup_series(
     db: &D1Database,
@@ -248,13 +263,16 @@ pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<Has
     Ok(out)
 }
 
-/// Applies the writes and records the archive in the ledger, all in one
-/// transaction: either every row and the ledger entry change, or nothing does.
+/// Applies the writes and records the archive and its batches in the
+/// ledger, all in one transaction: either every row and the ledger entries
+/// change, or nothing does. A batch id another run recorded meanwhile fails
+/// the transaction (primary key), so a batch is never applied twice.
 pub async fn apply(
     db: &D1Database,
     writes: &[Write],
     states: &[StateWrite],
     archive_key: &str,
+    batch_ids: &[String],
     points: u64,
     now_ms: u64,
 ) -> Result<(), RollupError> {
@@ -297,6 +315,11 @@ pub async fn apply(
                 &[s.series_hash.as_str().into(), blob(Some(&point)), num(v as f64)],
             )?,
         });
+    }
+    for chunk in batch_ids.chunks(MAX_PARAMS / 2) {
+        let sql = format!("INSERT INTO processed_batches (batch_id, archive_key) VALUES {}", placeholders(chunk.len(), 2));
+        let params: Vec<JsValue> = chunk.iter().flat_map(|id| [id.as_str().into(), archive_key.into()]).collect();
+        statements.push(prepare(db, &sql, &params)?);
     }
     statements.push(prepare(
         db,

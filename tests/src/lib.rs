@@ -158,8 +158,13 @@ pub fn applied_archive_keys(since_ms: u64) -> Result<Vec<String>> {
 
 /// An archive read back from the local R2 bucket with wrangler.
 pub fn read_archive(key: &str) -> Result<proto::archive::Archive> {
+    Ok(proto::archive::decode(&get_object(key)?)?)
+}
+
+/// Raw bytes of an object in the local R2 bucket, read with wrangler.
+pub fn get_object(key: &str) -> Result<Vec<u8>> {
     let root = xtask::root();
-    let file = std::env::temp_dir().join(format!("e2e-archive-{}-{}", std::process::id(), key.replace('/', "_")));
+    let file = std::env::temp_dir().join(format!("e2e-object-{}-{}", std::process::id(), key.replace('/', "_")));
     let status = xtask::wrangler(&root)
         .args(["r2", "object", "get", &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
         .arg(&file)
@@ -172,7 +177,27 @@ pub fn read_archive(key: &str) -> Result<proto::archive::Archive> {
     }
     let bytes = std::fs::read(&file)?;
     let _ = std::fs::remove_file(&file);
-    Ok(proto::archive::decode(&bytes)?)
+    Ok(bytes)
+}
+
+/// Writes an object into the local R2 bucket with wrangler, as the queue
+/// consumer would.
+pub fn put_object(key: &str, bytes: &[u8]) -> Result<()> {
+    let root = xtask::root();
+    let file = std::env::temp_dir().join(format!("e2e-put-{}-{}", std::process::id(), key.replace('/', "_")));
+    std::fs::write(&file, bytes)?;
+    let status = xtask::wrangler(&root)
+        .args(["r2", "object", "put", &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
+        .arg(&file)
+        .arg("--persist-to")
+        .arg(state_dir())
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let _ = std::fs::remove_file(&file);
+    if !status.success() {
+        bail!("wrangler r2 object put {key} failed");
+    }
+    Ok(())
 }
 
 /// Percent-encodes a query parameter value.
