@@ -25,9 +25,28 @@ pub fn advance(current: Option<String>, listed: &[String], processed: &HashSet<S
     cursor
 }
 
+/// The age at `now_ms` of the oldest of `listed` (sorted) keys not yet
+/// processed, and how many are not: the rollup's lag and backlog.
+pub fn backlog(listed: &[String], processed: &HashSet<String>, now_ms: u64) -> (u64, usize) {
+    let mut left = listed.iter().filter(|k| !processed.contains(*k));
+    let lag = left.next().and_then(|k| proto::archive::key_time_ms(k)).map_or(0, |t| now_ms.saturating_sub(t));
+    (lag, listed.iter().filter(|k| !processed.contains(*k)).count())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backlog_is_the_age_of_the_oldest_unprocessed_key() {
+        let k = |ms: u64, s: &str| proto::archive::key(ms, &[s]);
+        let listed = vec![k(1_000, "a"), k(5_000, "b"), k(9_000, "c")];
+        let first: HashSet<String> = [listed[0].clone()].into();
+        assert_eq!(backlog(&listed, &first, 10_000), (5_000, 2));
+        let all: HashSet<String> = listed.iter().cloned().collect();
+        assert_eq!(backlog(&listed, &all, 10_000), (0, 0));
+        assert_eq!(backlog(&[], &all, 10_000), (0, 0));
+    }
 
     #[test]
     fn stops_at_the_first_unprocessed_or_recent_key() {

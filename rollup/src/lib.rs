@@ -22,7 +22,8 @@ use worker::{event, Context, Env, Method, Request, Response, ScheduleContext, Sc
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     match run::run(&env).await {
         Ok(r) => worker::console_log!(
-            "rollup: applied {} archives ({} points) of {} listed, {} errors",
+            "rollup {}: applied {} archives ({} points) of {} listed, {} errors",
+            r.outcome,
             r.archives,
             r.points,
             r.listed,

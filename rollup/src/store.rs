@@ -71,6 +71,39 @@ pub fn set_state(db: &D1Database, name: &str, value: &str) -> Result<D1PreparedS
     )
 }
 
+/// Takes the run lease for `holder` until `until_ms` if it is free or has
+/// expired by `now_ms`; whether it did.
+pub async fn acquire_lease(db: &D1Database, holder: &str, now_ms: u64, until_ms: u64) -> Result<bool, RollupError> {
+    #[derive(Deserialize)]
+    struct H {
+        holder: String,
+    }
+    let statement = prepare(
+        db,
+        "INSERT INTO rollup_lease (name, holder, until_ms) VALUES ('run', ?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms \
+         WHERE rollup_lease.until_ms < ?3 RETURNING holder",
+        &[holder.into(), num(until_ms as f64), num(now_ms as f64)],
+    )?;
+    let got = rows::<H>(db, vec![statement], "taking the lease").await?;
+    Ok(got.iter().any(|h| h.holder == holder))
+}
+
+/// A statement that extends the lease to `until_ms`, or fails its batch if
+/// `holder` no longer has it.
+pub fn keep_lease(db: &D1Database, holder: &str, until_ms: u64) -> Result<D1PreparedStatement, RollupError> {
+    prepare(
+        db,
+        "UPDATE rollup_lease SET until_ms = CASE WHEN holder = ?1 THEN ?2 ELSE -1 END WHERE name = 'run'",
+        &[holder.into(), num(until_ms as f64)],
+    )
+}
+
+/// A statement that gives the lease up.
+pub fn release_lease(db: &D1Database, holder: &str) -> Result<D1PreparedStatement, RollupError> {
+    prepare(db, "DELETE FROM rollup_lease WHERE name = 'run' AND holder = ?1", &[holder.into()])
+}
+
 /// Which of `keys` the ledger already holds.
 pub async fn processed(db: &D1Database, keys: &[String]) -> Result<HashSet<String>, RollupError> {
     #[derive(Deserialize)]
@@ -269,6 +302,7 @@ pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<Has
 /// the transaction (primary key), so a batch is never applied twice.
 pub async fn apply(
     db: &D1Database,
+    lease: D1PreparedStatement,
     writes: &[Write],
     states: &[StateWrite],
     archive_key: &str,
@@ -276,7 +310,8 @@ pub async fn apply(
     points: u64,
     now_ms: u64,
 ) -> Result<(), RollupError> {
-    let mut statements = Vec::with_capacity(writes.len() + 1);
+    let mut statements = Vec::with_capacity(writes.len() + 2);
+    statements.push(lease);
     for w in writes {
         statements.push(match w {
             Write::Insert { series_id, slot, row } => prepare(

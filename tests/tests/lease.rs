@@ -1,0 +1,44 @@
+//! The run lease: while another run holds it, a cron run applies nothing;
+//! once it is free, the next run applies the backlog and reports it.
+
+use e2e::*;
+use serde_json::json;
+use std::time::Duration;
+
+#[test]
+fn a_run_applies_nothing_while_another_holds_the_lease() -> anyhow::Result<()> {
+    let stack = stack();
+    let metric = unique("lease.gauge");
+    let until = now_nanos() / 1_000_000 + 10 * 60 * 1000;
+    d1(&format!(
+        "INSERT INTO rollup_lease (name, holder, until_ms) VALUES ('run', 'e2e-other-run', {until}) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms"
+    ))?;
+    let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
+        { "name": metric, "gauge": { "dataPoints": [{ "asDouble": 1.5 }, { "asDouble": 2.5 }] } } ] }] }] });
+    let r = post(
+        &format!("{}/v1/metrics", stack.ingest),
+        &[("content-type", "application/json"), ("authorization", &format!("Bearer {DEV_INGEST_KEY}"))],
+        body.to_string().as_bytes(),
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let counted = format!(
+        "SELECT COALESCE(SUM(a.count), 0) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
+         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 60"
+    );
+    // Long enough for the consumer to have written the archive.
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(1000));
+        run_rollup(&stack)?;
+    }
+    assert_eq!(d1(&counted)?[0]["n"], 0.0, "nothing applied under another run's lease");
+
+    d1("DELETE FROM rollup_lease WHERE holder = 'e2e-other-run'")?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((d1(&counted)?[0]["n"] == 2.0).then_some(())))?;
+    let status = get(&format!("{}/status", stack.rollup), &[])?.json();
+    let last = &status["last_run"];
+    assert_eq!(last["outcome"], "ok", "{status}");
+    assert!(last["lag_ms"].is_u64() && last["backlog"].is_u64(), "{status}");
+    assert!(d1("SELECT holder FROM rollup_lease")?.is_empty(), "a finished run gives the lease back");
+    Ok(())
+}
