@@ -132,15 +132,19 @@ impl Aggregate {
         self.max = max_opt(self.max, Some(v));
     }
 
+    /// Keeps the value with the greatest time; of values with the same
+    /// time, the greatest, so that merge order cannot change the result.
     fn set_last(&mut self, v: f64, t: u64) {
-        if t >= self.last_time_unix_nano {
+        let unset = self.last_time_unix_nano == 0;
+        if t > self.last_time_unix_nano || (t == self.last_time_unix_nano && (unset || v > self.last)) {
             self.last = v;
             self.last_time_unix_nano = t;
         }
     }
 
-    /// Merges another aggregate of the same series into this one. Exact:
-    /// merging in any order or grouping gives the same result.
+    /// Merges another aggregate of the same series into this one. Merging in
+    /// any order or grouping gives the same counts, extremes, last value and
+    /// histograms; `sum` is a float sum, equal up to rounding.
     pub fn merge(&mut self, other: &Aggregate) {
         self.count += other.count;
         self.sum += other.sum;
