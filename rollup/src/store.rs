@@ -106,32 +106,28 @@ pub fn release_lease(db: &D1Database, holder: &str) -> Result<D1PreparedStatemen
 
 /// Which of `keys` the ledger already holds.
 pub async fn processed(db: &D1Database, keys: &[String]) -> Result<HashSet<String>, RollupError> {
-    #[derive(Deserialize)]
-    struct K {
-        key: String,
-    }
-    let mut statements = Vec::new();
-    for chunk in keys.chunks(MAX_PARAMS) {
-        let sql = format!("SELECT key FROM processed_archives WHERE key IN ({})", placeholders(chunk.len(), 1));
-        let params: Vec<JsValue> = chunk.iter().map(|k| k.as_str().into()).collect();
-        statements.push(prepare(db, &sql, &params)?);
-    }
-    Ok(rows::<K>(db, statements, "reading the ledger").await?.into_iter().map(|k| k.key).collect())
+    existing(db, "SELECT key AS k FROM processed_archives WHERE key IN", keys, "reading the ledger").await
 }
 
 /// Which of `batch_ids` have been applied (see [`crate::dedup`]).
 pub async fn applied_batches(db: &D1Database, batch_ids: &[String]) -> Result<HashSet<String>, RollupError> {
+    existing(db, "SELECT batch_id AS k FROM processed_batches WHERE batch_id IN", batch_ids, "reading applied batches").await
+}
+
+/// Which of `keys` a `SELECT <column> AS k ... IN` query (without its list)
+/// finds, asked in chunks of bound parameters.
+async fn existing(db: &D1Database, select_in: &str, keys: &[String], what: &'static str) -> Result<HashSet<String>, RollupError> {
     #[derive(Deserialize)]
-    struct B {
-        batch_id: String,
+    struct K {
+        k: String,
     }
     let mut statements = Vec::new();
-    for chunk in batch_ids.chunks(MAX_PARAMS) {
-        let sql = format!("SELECT batch_id FROM processed_batches WHERE batch_id IN ({})", placeholders(chunk.len(), 1));
+    for chunk in keys.chunks(MAX_PARAMS) {
+        let sql = format!("{select_in} ({})", placeholders(chunk.len(), 1));
         let params: Vec<JsValue> = chunk.iter().map(|k| k.as_str().into()).collect();
         statements.push(prepare(db, &sql, &params)?);
     }
-    Ok(rows::<B>(db, statements, "reading applied batches").await?.into_iter().map(|b| b.batch_id).collect())
+    Ok(rows::<K>(db, statements, what).await?.into_iter().map(|r| r.k).collect())
 }
 
 /// Catalog ids of those of `keys` that exist.
