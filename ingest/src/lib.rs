@@ -142,13 +142,16 @@ async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _
     for message in batch.raw_iter() {
         match message.body().dyn_into::<js_sys::Uint8Array>() {
             Ok(bytes) => {
-                let body = bytes.to_vec();
-                if proto::archive::is_member(&body) {
-                    archive.extend_from_slice(&body);
-                } else {
+                // Copied straight into the archive: a message is normally a
+                // member already.
+                let start = archive.len();
+                archive.resize(start + bytes.length() as usize, 0);
+                bytes.copy_to(&mut archive[start..]);
+                if !proto::archive::is_member(&archive[start..]) {
                     // A bare encoded Batch, as ingest queued before archive
                     // format 2 (messages in flight across a deploy).
-                    archive.extend(proto::archive::encode(&[&body]));
+                    let bare = archive.split_off(start);
+                    archive.extend(proto::archive::encode(&[&bare]));
                 }
                 ids.push(message.id());
                 good.push(message);
