@@ -163,41 +163,48 @@ pub fn read_archive(key: &str) -> Result<proto::archive::Archive> {
 
 /// Raw bytes of an object in the local R2 bucket, read with wrangler.
 pub fn get_object(key: &str) -> Result<Vec<u8>> {
-    let root = xtask::root();
-    let file = std::env::temp_dir().join(format!("e2e-object-{}-{}", std::process::id(), key.replace('/', "_")));
-    let status = xtask::wrangler(&root)
-        .args(["r2", "object", "get", &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
-        .arg(&file)
-        .arg("--persist-to")
-        .arg(state_dir())
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("wrangler r2 object get {key} failed");
-    }
-    let bytes = std::fs::read(&file)?;
+    let file = r2_object("get", key, None)?;
+    let bytes = std::fs::read(&file);
     let _ = std::fs::remove_file(&file);
-    Ok(bytes)
+    Ok(bytes?)
 }
 
 /// Writes an object into the local R2 bucket with wrangler, as the queue
 /// consumer would.
 pub fn put_object(key: &str, bytes: &[u8]) -> Result<()> {
-    let root = xtask::root();
-    let file = std::env::temp_dir().join(format!("e2e-put-{}-{}", std::process::id(), key.replace('/', "_")));
-    std::fs::write(&file, bytes)?;
-    let status = xtask::wrangler(&root)
-        .args(["r2", "object", "put", &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
+    let file = r2_object("put", key, Some(bytes))?;
+    let _ = std::fs::remove_file(&file);
+    Ok(())
+}
+
+/// `wrangler r2 object <op>` on the archive bucket through a temporary file
+/// (written first with `bytes`, if given); returns the file.
+fn r2_object(op: &str, key: &str, bytes: Option<&[u8]>) -> Result<std::path::PathBuf> {
+    let file = std::env::temp_dir().join(format!("e2e-{op}-{}-{}", std::process::id(), key.replace('/', "_")));
+    if let Some(bytes) = bytes {
+        std::fs::write(&file, bytes)?;
+    }
+    let status = xtask::wrangler(&xtask::root())
+        .args(["r2", "object", op, &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
         .arg(&file)
         .arg("--persist-to")
         .arg(state_dir())
         .stdout(std::process::Stdio::null())
         .status()?;
-    let _ = std::fs::remove_file(&file);
     if !status.success() {
-        bail!("wrangler r2 object put {key} failed");
+        let _ = std::fs::remove_file(&file);
+        bail!("wrangler r2 object {op} {key} failed");
     }
-    Ok(())
+    Ok(file)
+}
+
+/// Posts an OTLP/JSON metrics export to ingest with the dev ingest key.
+pub fn post_metrics_json(stack: &Stack, body: &str) -> Result<Reply> {
+    post(
+        &format!("{}/v1/metrics", stack.ingest),
+        &[("content-type", "application/json"), ("authorization", &format!("Bearer {DEV_INGEST_KEY}"))],
+        body.as_bytes(),
+    )
 }
 
 /// Percent-encodes a query parameter value.

@@ -18,11 +18,7 @@ fn series_beyond_the_limit_fold_into_the_overflow_series() -> anyhow::Result<()>
         .collect();
     let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": metric, "gauge": { "dataPoints": points } } ] }] }] });
-    let r = post(
-        &format!("{}/v1/metrics", stack.ingest),
-        &[("content-type", "application/json"), ("authorization", &format!("Bearer {DEV_INGEST_KEY}"))],
-        body.to_string().as_bytes(),
-    )?;
+    let r = post_metrics_json(&stack, &body.to_string())?;
     assert_eq!((r.status, r.text()), (200, "{}".to_string()));
 
     let counted = format!(

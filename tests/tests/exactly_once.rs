@@ -30,11 +30,7 @@ fn duplicates_retries_and_concurrent_runs_count_once() -> anyhow::Result<()> {
         { "name": metric, "gauge": { "dataPoints": points } } ] }] }] })
     .to_string();
     let send = || -> anyhow::Result<()> {
-        let r = post(
-            &format!("{}/v1/metrics", stack.ingest),
-            &[("content-type", "application/json"), ("authorization", &format!("Bearer {DEV_INGEST_KEY}"))],
-            body.as_bytes(),
-        )?;
+        let r = post_metrics_json(&stack, &body)?;
         anyhow::ensure!(r.status == 200, "ingest answered {}: {}", r.status, r.text());
         Ok(())
     };

@@ -16,11 +16,7 @@ fn a_run_applies_nothing_while_another_holds_the_lease() -> anyhow::Result<()> {
     ))?;
     let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": metric, "gauge": { "dataPoints": [{ "asDouble": 1.5 }, { "asDouble": 2.5 }] } } ] }] }] });
-    let r = post(
-        &format!("{}/v1/metrics", stack.ingest),
-        &[("content-type", "application/json"), ("authorization", &format!("Bearer {DEV_INGEST_KEY}"))],
-        body.to_string().as_bytes(),
-    )?;
+    let r = post_metrics_json(&stack, &body.to_string())?;
     assert_eq!(r.status, 200, "{}", r.text());
     let counted = format!(
         "SELECT COALESCE(SUM(a.count), 0) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \

@@ -24,11 +24,7 @@ fn a_gauge_and_a_histogram_go_all_the_way_to_a_p99() -> anyhow::Result<()> {
                 "explicitBounds": [10, 100], "bucketCounts": ["2", "5", "3"] }] } }
         ]}]
     }]});
-    let r = post(
-        &format!("{}/v1/metrics", stack.ingest),
-        &[("content-type", "application/json"), ("authorization", &format!("Bearer {DEV_INGEST_KEY}"))],
-        body.to_string().as_bytes(),
-    )?;
+    let r = post_metrics_json(&stack, &body.to_string())?;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({}), "every point accepted, no partial success");
     assert!(r.content_type.starts_with("application/json"));
