@@ -38,6 +38,21 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits for `xtask dev` to print its banner, failing at once, with its
+/// output, if it exits first or takes too long.
+fn wait_for_banner(dev: &mut Child, log: &Path) {
+    // Tools and Workers are already built by `cargo xtask test`, so this is
+    // migrations plus three `wrangler dev` starts.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !read(log).contains("Press Ctrl-C to stop") {
+        if let Some(status) = dev.try_wait().unwrap() {
+            panic!("xtask dev exited with {status} before the stack was up:\n{}", read(log));
+        }
+        assert!(Instant::now() < deadline, "xtask dev was not up within 300 s:\n{}", read(log));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
@@ -80,7 +95,7 @@ fn dev_runs_the_stack_and_always_stops_all_of_it() {
     let mut dev = start(&state, &log);
     let _guard = Guard(dev.id());
     // The banner comes once every Worker answers, so wait for it, not the ports.
-    wait_for("the stack", Duration::from_secs(600), || read(&log).contains("Press Ctrl-C to stop"));
+    wait_for_banner(&mut dev, &log);
     assert!(PORTS.iter().all(|&p| listening(p)));
     let banner = read(&log);
     for needle in ["http://127.0.0.1:8787", "http://127.0.0.1:8788", "http://127.0.0.1:8789", "dev-ingest-key", "dev-read-key"] {
@@ -95,7 +110,7 @@ fn dev_runs_the_stack_and_always_stops_all_of_it() {
     // When one Worker dies, the others are stopped too and dev fails.
     let mut dev = start(&state, &log);
     let _guard2 = Guard(dev.id());
-    wait_for("the stack again", Duration::from_secs(600), || read(&log).contains("Press Ctrl-C to stop"));
+    wait_for_banner(&mut dev, &log);
     let pattern = format!("dev --env rollup.*{}", state.display());
     let killed = Command::new("pkill").args(["-KILL", "-f", &pattern]).status().unwrap();
     assert!(killed.success(), "found the rollup's wrangler");

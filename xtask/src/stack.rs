@@ -95,6 +95,17 @@ pub struct Stack {
     pub urls: Urls,
 }
 
+/// `preferred` if it is free, otherwise any free port: a debugger left
+/// attached elsewhere must not keep the stack from starting (workerd exits
+/// at once if its inspector port is taken).
+fn inspector_port(preferred: u16) -> u16 {
+    if std::net::TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
+        return preferred;
+    }
+    let any = std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr());
+    any.map_or(preferred, |a| a.port())
+}
+
 fn url(w: Worker, offset: u16) -> String {
     format!("http://127.0.0.1:{}", w.port + offset)
 }
@@ -124,7 +135,7 @@ impl Stack {
             cmd.args(["dev", "--env", w.name, "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
                 .args(["--port", &(w.port + opts.port_offset).to_string()])
                 // Distinct inspector ports: the default one would clash.
-                .args(["--inspector-port", &(9230 + opts.port_offset + i as u16).to_string()])
+                .args(["--inspector-port", &inspector_port(9230 + opts.port_offset + i as u16).to_string()])
                 .arg("--persist-to")
                 .arg(&opts.state)
                 .stdin(Stdio::null())
@@ -252,5 +263,21 @@ fn prefix_lines(name: &'static str, stream: Option<impl Read + Send + 'static>) 
                 eprintln!("[{name}] {line}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_inspector_port_is_replaced_by_a_free_one() {
+        let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let other = inspector_port(port);
+        assert_ne!(other, port);
+        assert!(std::net::TcpListener::bind(("127.0.0.1", other)).is_ok());
+        drop(taken);
+        assert_eq!(inspector_port(port), port);
     }
 }
