@@ -85,6 +85,15 @@ impl Accumulator {
         }
         self.points += 1;
     }
+
+    /// Removes buckets that are past their retention; their points still
+    /// count in the coarser buckets that are kept, and in `points`.
+    pub fn drop_expired(&mut self, cutoffs: &crate::retention::Cutoffs) {
+        for slots in self.series.values_mut() {
+            slots.retain(|s, _| !cutoffs.expired(s.resolution, s.bucket_start));
+        }
+        self.series.retain(|_, slots| !slots.is_empty());
+    }
 }
 
 #[cfg(test)]
@@ -125,5 +134,25 @@ mod tests {
             counts,
             [(60, 36_000, 1), (60, 36_060, 1), (60, 39_600, 1), (3600, 36_000, 2), (3600, 39_600, 1), (86_400, 0, 3)]
         );
+    }
+
+    #[test]
+    fn expired_buckets_are_dropped_and_their_points_stay_in_coarser_ones() {
+        let day = 1_700_006_400u64;
+        let now_ms = (day + 3 * 86_400) * 1000;
+        let mut acc = Accumulator::default();
+        // Three days old (past the 2-day minute retention) and one minute old.
+        acc.add_batch(&batch(vec![(1.0, day + 60), (2.0, day + 3 * 86_400 - 60)]));
+        acc.drop_expired(&crate::retention::Retention::default().cutoffs(now_ms));
+        let slots = acc.series.values().next().unwrap();
+        let kept: Vec<(u32, u64)> = slots.iter().map(|(s, a)| (s.resolution, a.count)).collect();
+        assert_eq!(kept, [(60, 1), (3600, 1), (3600, 1), (86_400, 1), (86_400, 1)]);
+        assert_eq!(acc.points, 2);
+
+        let mut old = Accumulator::default();
+        old.add_batch(&batch(vec![(1.0, day)]));
+        let short = crate::retention::Retention { minute_days: 1, hour_days: 1, day_days: 1, dedup_days: 1 };
+        old.drop_expired(&short.cutoffs(now_ms));
+        assert!(old.series.is_empty(), "a series with no bucket left is dropped");
     }
 }

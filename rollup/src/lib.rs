@@ -3,9 +3,11 @@
 //! and 1-day resolution.
 //!
 //! This file is glue; the work is in [`run`], the logic in [`prepare`],
-//! [`accumulate`], [`cumulative`], [`plan`] and [`cursor`].
+//! [`accumulate`], [`cumulative`], [`plan`], [`cursor`],
+//! [`retention`] and [`config`].
 
 pub mod accumulate;
+pub mod config;
 pub mod cumulative;
 pub mod cursor;
 pub mod dedup;
@@ -13,6 +15,7 @@ pub mod error;
 pub mod guard;
 pub mod plan;
 pub mod prepare;
+pub mod retention;
 pub mod run;
 mod store;
 

@@ -3,17 +3,16 @@
 
 use crate::accumulate::{SeriesKey, Slot};
 use crate::error::{Context, RollupError};
+use crate::config::{Config, Limit};
+use crate::retention::{Cutoffs, Expired};
 use crate::{cursor, dedup, guard, plan, prepare, store};
 use serde::Serialize;
 use std::collections::HashSet;
 use worker::{js_sys, Bucket, D1Database, D1PreparedStatement, Env};
 
-/// Binding and var names, as in `wrangler.toml`.
+/// Binding names, as in `wrangler.toml`.
 pub const DB: &str = "DB";
 pub const ARCHIVES: &str = "ARCHIVES";
-pub const MAX_ARCHIVES_PER_RUN: &str = "MAX_ARCHIVES_PER_RUN";
-pub const MAX_SERIES_PER_METRIC: &str = "MAX_SERIES_PER_METRIC";
-const DEFAULT_MAX_ARCHIVES: u32 = 50;
 /// Pages of 1,000 keys one run lists at most.
 const MAX_LIST_PAGES: usize = 10;
 /// How long the run lease lasts without being extended; every applied
@@ -39,6 +38,10 @@ pub struct Report {
     pub lag_ms: u64,
     /// Listed archives not yet applied when the run ended.
     pub backlog: usize,
+    /// The budget that ended the run with archives left, if one did.
+    pub stopped_by: Option<Limit>,
+    /// Rows past their retention that this run deleted.
+    pub expired: Expired,
     /// `ok`, `errors` (some archives failed and will be retried) or
     /// `skipped` (another run held the lease).
     pub outcome: &'static str,
@@ -47,19 +50,9 @@ pub struct Report {
 pub async fn run(env: &Env) -> Result<Report, RollupError> {
     let db = env.d1(DB).during("D1 binding")?;
     let bucket = env.bucket(ARCHIVES).during("R2 binding")?;
-    let max_archives = match env.var(MAX_ARCHIVES_PER_RUN) {
-        Ok(v) => v.to_string().parse::<u32>().map_err(|_| {
-            RollupError::Config(format!("{MAX_ARCHIVES_PER_RUN} must be a whole number, not {:?}", v.to_string()))
-        })?,
-        Err(_) => DEFAULT_MAX_ARCHIVES,
-    };
-    let max_series = match env.var(MAX_SERIES_PER_METRIC) {
-        Ok(v) => v.to_string().parse::<u64>().map_err(|_| {
-            RollupError::Config(format!("{MAX_SERIES_PER_METRIC} must be a whole number, not {:?}", v.to_string()))
-        })?,
-        Err(_) => guard::DEFAULT_MAX_SERIES_PER_METRIC,
-    };
+    let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
     let now_ms = worker::Date::now().as_millis();
+    let cutoffs = config.retention.cutoffs(now_ms);
     let mut report = Report { started_ms: now_ms, outcome: "ok", ..Default::default() };
     let holder = format!("{now_ms}-{:016x}", (js_sys::Math::random() * 18_446_744_073_709_551_615.0) as u64);
     if !store::acquire_lease(&db, &holder, now_ms, now_ms + LEASE_MS).await? {
@@ -89,21 +82,26 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
             for key in page {
                 if done.contains(&key) {
                     processed.insert(key.clone());
-                } else if todo.len() < max_archives as usize {
+                } else if todo.len() < config.budget.archives as usize {
                     todo.push(key.clone());
                 }
                 keys.push(key);
             }
             after = Some(last);
-            if todo.len() >= max_archives as usize || !listing.truncated() {
+            if todo.len() >= config.budget.archives as usize || !listing.truncated() {
                 break;
             }
         }
         report.listed = keys.len();
 
         for key in &todo {
+            let elapsed_ms = worker::Date::now().as_millis().saturating_sub(now_ms);
+            if let Some(limit) = config.budget.exhausted(report.archives, report.points, elapsed_ms) {
+                report.stopped_by = Some(limit);
+                break;
+            }
             let lease = store::keep_lease(&db, &holder, worker::Date::now().as_millis() + LEASE_MS)?;
-            match apply_archive(&db, &bucket, lease, key, now_ms, max_series).await {
+            match apply_archive(&db, &bucket, lease, key, now_ms, &config, &cutoffs).await {
                 Ok(points) => {
                     report.archives += 1;
                     report.points += points;
@@ -114,8 +112,17 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
         }
 
         report.cursor = cursor::advance(current.clone(), &keys, &processed, now_ms);
+        // Retention, in bounded steps: what one run leaves, the next deletes.
+        match store::expire(&db, &cutoffs, report.cursor.as_deref(), config.max_deletes).await {
+            Ok(expired) => report.expired = expired,
+            Err(e) => report.errors.push(format!("retention: {e}")),
+        }
         report.finished_ms = worker::Date::now().as_millis();
         (report.lag_ms, report.backlog) = cursor::backlog(&keys, &processed, report.finished_ms);
+        if report.stopped_by.is_none() && report.backlog > 0 {
+            // The listing stopped at the archive budget.
+            report.stopped_by = config.budget.exhausted(report.archives, report.points, 0).filter(|l| *l == Limit::Archives);
+        }
         if !report.errors.is_empty() {
             report.outcome = "errors";
         }
@@ -148,7 +155,8 @@ async fn apply_archive(
     lease: D1PreparedStatement,
     key: &str,
     now_ms: u64,
-    max_series: u64,
+    config: &Config,
+    cutoffs: &Cutoffs,
 ) -> Result<u64, RollupError> {
     let object = bucket.get(key).execute().await.during("reading an archive")?;
     // Listed a moment ago, so it exists unless deleted by hand since.
@@ -171,14 +179,15 @@ async fn apply_archive(
     let mut metrics: Vec<(String, String)> = new.iter().map(|k| (k.tenant.clone(), k.metric.clone())).collect();
     metrics.dedup();
     let counts = store::series_counts(db, &metrics).await?;
-    let folded = guard::fold(&new, &counts, max_series);
+    let folded = guard::fold(&new, &counts, config.max_series_per_metric);
     let mut create: Vec<&SeriesKey> = new.into_iter().filter(|k| !folded.contains_key(*k)).collect();
     create.extend(folded.values());
     create.sort();
     create.dedup();
     ids.extend(store::create_series(db, &create).await?);
     let states = store::cumulative_states(db, &prepare::cumulative_hashes(&keyed)).await?;
-    let (acc, state_writes) = prepare::prepare(keyed, &folded, &states);
+    let (mut acc, state_writes) = prepare::prepare(keyed, &folded, &states);
+    acc.drop_expired(cutoffs);
     let places: Vec<(i64, Slot)> = acc
         .series
         .iter()

@@ -5,6 +5,7 @@
 use crate::accumulate::{SeriesKey, Slot};
 use crate::error::{Context, RollupError};
 use crate::plan::{identity, Stored, Write};
+use crate::retention::{Cutoffs, Expired};
 use crate::prepare::{StateWrite, StoredState};
 use prost::Message;
 use proto::aggregate::Row;
@@ -359,4 +360,60 @@ pub async fn apply(
     )?);
     db.batch(statements).await.map_err(|e| RollupError::Conflict { key: archive_key.to_owned(), reason: e.to_string() })?;
     Ok(())
+}
+
+/// Deletes at most `limit` expired rows from each resolution of
+/// `aggregates` and from each ledger table, in one batch. Ledger entries go
+/// only once they are older than the dedup window and behind `cursor`, so
+/// no archive they cover can be listed again.
+pub async fn expire(db: &D1Database, cutoffs: &Cutoffs, cursor: Option<&str>, limit: u32) -> Result<Expired, RollupError> {
+    let limit_js = num(f64::from(limit));
+    let mut statements = Vec::new();
+    for (resolution, first_kept) in cutoffs.buckets {
+        statements.push(prepare(
+            db,
+            "DELETE FROM aggregates WHERE (series_id, resolution, bucket_start) IN \
+             (SELECT series_id, resolution, bucket_start FROM aggregates WHERE resolution = ?1 AND bucket_start < ?2 LIMIT ?3)",
+            &[num(f64::from(resolution)), num(first_kept as f64), limit_js.clone()],
+        )?);
+    }
+    let aggregate_statements = statements.len();
+    let window = format!("{}{:013}", proto::archive::KEY_PREFIX, cutoffs.ledger_ms);
+    let before = match cursor {
+        Some(c) if c < window.as_str() => c.to_owned(),
+        Some(_) => window,
+        // Nothing is behind the cursor yet.
+        None => return run_expiry(db, statements, aggregate_statements, limit).await,
+    };
+    statements.push(prepare(
+        db,
+        "DELETE FROM processed_batches WHERE batch_id IN \
+         (SELECT batch_id FROM processed_batches WHERE archive_key < ?1 LIMIT ?2)",
+        &[before.as_str().into(), limit_js.clone()],
+    )?);
+    statements.push(prepare(
+        db,
+        "DELETE FROM processed_archives WHERE key IN (SELECT key FROM processed_archives WHERE key < ?1 LIMIT ?2)",
+        &[before.as_str().into(), limit_js],
+    )?);
+    run_expiry(db, statements, aggregate_statements, limit).await
+}
+
+async fn run_expiry(
+    db: &D1Database,
+    statements: Vec<D1PreparedStatement>,
+    aggregate_statements: usize,
+    limit: u32,
+) -> Result<Expired, RollupError> {
+    let mut out = Expired::default();
+    for (i, result) in db.batch(statements).await.during("deleting expired rows")?.iter().enumerate() {
+        let changes = result.meta().during("deleting expired rows")?.and_then(|m| m.changes).unwrap_or(0) as u64;
+        if i < aggregate_statements {
+            out.aggregates += changes;
+        } else {
+            out.ledger += changes;
+        }
+        out.more |= changes >= u64::from(limit);
+    }
+    Ok(out)
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use xtask::stack::{DEV_INGEST_KEY, DEV_READ_KEY};
-pub use xtask::test::{MAX_SERIES_PER_METRIC, OTHER_INGEST_KEY, OTHER_READ_KEY};
+pub use xtask::test::{MAX_DELETES_PER_RUN, MAX_POINTS_PER_RUN, MAX_SERIES_PER_METRIC, OTHER_INGEST_KEY, OTHER_READ_KEY};
 
 /// URLs of the running stack.
 pub struct Stack {
@@ -136,12 +136,24 @@ pub fn state_dir() -> std::path::PathBuf {
 
 /// Rows of a query against the local D1 database, run with wrangler as an
 /// operator would.
+///
+/// wrangler opens the same SQLite file as the running rollup, so it may find
+/// it locked for a moment; it is retried then, as an operator would.
 pub fn d1(sql: &str) -> Result<Vec<serde_json::Value>> {
     let root = xtask::root();
-    let out = xtask::wrangler(&root)
-        .args(["d1", "execute", xtask::stack::DATABASE, "--local", "--env", "rollup", "--json", "--command", sql, "--persist-to"])
-        .arg(state_dir())
-        .output()?;
+    let mut attempts = 0;
+    let out = loop {
+        let out = xtask::wrangler(&root)
+            .args(["d1", "execute", xtask::stack::DATABASE, "--local", "--env", "rollup", "--json", "--command", sql, "--persist-to"])
+            .arg(state_dir())
+            .output()?;
+        let locked = String::from_utf8_lossy(&out.stderr).contains("SQLITE_BUSY");
+        attempts += 1;
+        if out.status.success() || !locked || attempts == 20 {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     if !out.status.success() {
         bail!("wrangler d1 execute failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -223,4 +235,43 @@ pub fn instant_query(stack: &Stack, query: &str, time_s: f64) -> Result<Reply> {
         &format!("{}/api/v1/query?query={}&time={time_s}", stack.dashboard, encode(query)),
         &[("authorization", &format!("Bearer {DEV_READ_KEY}"))],
     )
+}
+
+/// The rollup's report of its last run (`GET /status`).
+pub fn last_run(stack: &Stack) -> Result<serde_json::Value> {
+    let r = get(&format!("{}/status", stack.rollup), &[])?;
+    if r.status != 200 {
+        bail!("rollup /status answered {}: {}", r.status, r.text());
+    }
+    Ok(r.json()["last_run"].clone())
+}
+
+/// Gauge points of `metric` in the dev tenant, one per (unix seconds, value).
+pub fn gauge_batch(batch_id: &str, metric: &str, points: &[(u64, f64)]) -> proto::point::Batch {
+    use proto::point::{Batch, Point, Value};
+    Batch {
+        tenant: xtask::stack::DEV_TENANT.into(),
+        batch_id: batch_id.into(),
+        points: points
+            .iter()
+            .map(|&(s, v)| Point {
+                metric: metric.into(),
+                unit: "ms".into(),
+                time_unix_nano: s * 1_000_000_000,
+                value: Some(Value::Gauge(v)),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Writes an archive of `batches` under a key of time `key_ms` into the
+/// local R2 bucket, as the queue consumer would; returns the key.
+pub fn put_archive(key_ms: u64, id: &str, batches: Vec<proto::point::Batch>) -> Result<String> {
+    use prost::Message;
+    let key = proto::archive::key(key_ms, &[id]);
+    let encoded: Vec<Vec<u8>> = batches.iter().map(Message::encode_to_vec).collect();
+    put_object(&key, &proto::archive::encode(&encoded.iter().map(Vec::as_slice).collect::<Vec<_>>()))?;
+    Ok(key)
 }

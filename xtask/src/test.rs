@@ -15,6 +15,14 @@ pub const OTHER_READ_KEY: &str = "other-read-key";
 /// The test stack's cardinality limit, low enough for a test to exceed.
 pub const MAX_SERIES_PER_METRIC: u64 = 100;
 
+/// The test stack's points budget per rollup run, low enough for a test to
+/// build a backlog that takes several runs to drain.
+pub const MAX_POINTS_PER_RUN: u64 = 3000;
+
+/// The test stack's retention step, small enough for a test to see rows
+/// deleted over several runs.
+pub const MAX_DELETES_PER_RUN: u64 = 50;
+
 /// The test stack listens 10000 above the dev ports, so a running
 /// `cargo xtask dev` does not get in the way.
 pub const PORT_OFFSET: u16 = 10_000;
@@ -44,14 +52,19 @@ pub fn run() -> Result<()> {
         port_offset: PORT_OFFSET,
         ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}","{OTHER_INGEST_KEY}":"{OTHER_TENANT}"}}"#),
         read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}","{OTHER_READ_KEY}":"{OTHER_TENANT}"}}"#),
-        vars: vec![("rollup", "MAX_SERIES_PER_METRIC".into(), MAX_SERIES_PER_METRIC.to_string())],
+        vars: vec![
+            ("rollup", "MAX_SERIES_PER_METRIC".into(), MAX_SERIES_PER_METRIC.to_string()),
+            ("rollup", "MAX_POINTS_PER_RUN".into(), MAX_POINTS_PER_RUN.to_string()),
+            ("rollup", "MAX_DELETES_PER_RUN".into(), MAX_DELETES_PER_RUN.to_string()),
+        ],
         logs: Logs::Files(work.join("logs")),
     };
     let mut stack = Stack::start(&root, &opts)?;
 
     step("end-to-end tests");
     let mut child = Command::new("cargo")
-        .args(["test", "--package", "e2e"])
+        // Every test binary runs even after one fails, so one run shows every failure.
+        .args(["test", "--package", "e2e", "--no-fail-fast"])
         .current_dir(&root)
         .env("E2E_INGEST_URL", &stack.urls.ingest)
         .env("E2E_ROLLUP_URL", &stack.urls.rollup)

@@ -1,0 +1,90 @@
+//! Late data: points hours or days old, sent through ingest after their
+//! buckets were first written, land in the right bucket of every resolution
+//! and merge into what is there; a bucket past its retention is not written.
+
+use e2e::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 86_400;
+
+/// (resolution, bucket start) → (count, sum) of the metric's rows.
+fn rows(metric: &str) -> anyhow::Result<BTreeMap<(u64, u64), (u64, f64)>> {
+    let sql = format!(
+        "SELECT a.resolution AS r, a.bucket_start AS b, a.count AS n, a.sum AS s FROM aggregates a \
+         JOIN series s ON s.id = a.series_id WHERE s.tenant = 'dev' AND s.metric = '{metric}'"
+    );
+    let mut out = BTreeMap::new();
+    for r in d1(&sql)? {
+        let field = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        out.insert((field("r") as u64, field("b") as u64), (field("n") as u64, field("s")));
+    }
+    Ok(out)
+}
+
+/// The rows that `points` (unix seconds, value) should produce when the
+/// minute buckets before `minute_cutoff` are past retention.
+fn expected(points: &[(u64, f64)], minute_cutoff: u64) -> BTreeMap<(u64, u64), (u64, f64)> {
+    let mut out: BTreeMap<(u64, u64), (u64, f64)> = BTreeMap::new();
+    for &(t, v) in points {
+        for r in [60, HOUR, DAY] {
+            let start = t - t % r;
+            if r == 60 && start < minute_cutoff {
+                continue;
+            }
+            let e = out.entry((r, start)).or_default();
+            e.0 += 1;
+            e.1 += v;
+        }
+    }
+    out
+}
+
+fn send(stack: &Stack, metric: &str, points: &[(u64, f64)]) -> anyhow::Result<()> {
+    let data: Vec<_> = points
+        .iter()
+        .map(|&(t, v)| json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v }))
+        .collect();
+    let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
+        { "name": metric, "unit": "ms", "gauge": { "dataPoints": data } } ] }] }] })
+    .to_string();
+    let r = post_metrics_json(stack, &body)?;
+    anyhow::ensure!(r.status == 200, "ingest answered {}: {}", r.status, r.text());
+    anyhow::ensure!(!r.text().contains("rejectedDataPoints"), "ingest rejected points: {}", r.text());
+    Ok(())
+}
+
+#[test]
+fn late_points_land_in_the_right_bucket_of_every_resolution() -> anyhow::Result<()> {
+    let stack = stack();
+    let metric = unique("late");
+    let now = now_nanos() / 1_000_000_000;
+    // The minute retention is two days (wrangler.toml).
+    let minute_cutoff = now - 2 * DAY;
+    let first = vec![(now - 3 * HOUR, 1.0), (now - 30, 2.0)];
+    send(&stack, &metric, &first)?;
+    let want = expected(&first, minute_cutoff);
+    rollup_until(&stack, Duration::from_secs(60), || Ok((rows(&metric)? == want).then_some(())))
+        .map_err(|e| anyhow::anyhow!("{e}: rows {:?}, expected {want:?}", rows(&metric)))?;
+
+    // Later: a point in the same minute as the three-hour-old one, one in
+    // another minute of that hour, one from yesterday and one three days old,
+    // whose minute is past retention but whose hour and day are kept.
+    let late = vec![(now - 3 * HOUR + 1, 10.0), (now - 3 * HOUR - 600, 20.0), (now - DAY - 7, 30.0), (now - 3 * DAY, 40.0)];
+    send(&stack, &metric, &late)?;
+    let all: Vec<(u64, f64)> = first.iter().chain(&late).copied().collect();
+    let want = expected(&all, minute_cutoff);
+    assert!(!want.contains_key(&(60, (now - 3 * DAY) - (now - 3 * DAY) % 60)));
+    assert!(want.contains_key(&(HOUR, (now - 3 * DAY) - (now - 3 * DAY) % HOUR)));
+    rollup_until(&stack, Duration::from_secs(60), || Ok((rows(&metric)? == want).then_some(())))
+        .map_err(|e| anyhow::anyhow!("{e}: rows {:?}, expected {want:?}", rows(&metric)))?;
+
+    // Coarser buckets are merges of finer ones: every point is in exactly
+    // one day bucket.
+    let rows = rows(&metric)?;
+    let day_count: u64 = rows.iter().filter(|((r, _), _)| *r == DAY).map(|(_, (n, _))| n).sum();
+    assert_eq!(day_count, all.len() as u64);
+    Ok(())
+}
