@@ -49,7 +49,7 @@ fn parse_stat(stat: &str) -> Option<(u32, u64)> {
 }
 
 /// Waits until the counter stops moving (the queue consumer has finished).
-fn settle(group: u32) -> Result<f64> {
+pub(crate) fn settle(group: u32) -> Result<f64> {
     let mut last = workerd_cpu(group)?;
     loop {
         std::thread::sleep(Duration::from_millis(1500));
@@ -147,7 +147,7 @@ pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn send(agent: &ureq::Agent, url: &str, content_type: &str, coding: Option<&str>, body: &[u8], want: u16) -> Result<()> {
+pub(crate) fn send(agent: &ureq::Agent, url: &str, content_type: &str, coding: Option<&str>, body: &[u8], want: u16) -> Result<()> {
     let mut req = agent.post(url).set("content-type", content_type).set("authorization", &format!("Bearer {DEV_INGEST_KEY}"));
     if let Some(c) = coding {
         req = req.set("content-encoding", c);

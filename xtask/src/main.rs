@@ -14,6 +14,9 @@ commands:
   bench    load-run the local stack and report workerd CPU time per ingest request
              --requests N  requests per payload (default 100)
              --only TEXT   only the payloads whose name contains TEXT
+  bench-rollup
+           time one rollup cron run over points ingested through the local stack
+             --points N    points (default 100000)
   deploy   publish the three Workers and apply D1 migrations remotely
              --dry-run     bundle each Worker and report sizes; publish nothing
 ";
@@ -52,6 +55,17 @@ fn main() -> Result<()> {
                 }
             }
             xtask::bench::run(requests, only.as_deref())
+        }
+        "bench-rollup" => {
+            let mut points = 100_000;
+            let mut it = rest.into_iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--points" => points = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--points needs a number"))?,
+                    other => bail!("unknown option {other:?} for bench-rollup\n\n{HELP}"),
+                }
+            }
+            xtask::bench_rollup::run(points)
         }
         "deploy" => match rest.first().map(String::as_str) {
             None => xtask::deploy::publish(),

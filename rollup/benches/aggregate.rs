@@ -1,0 +1,111 @@
+//! The rollup core natively: an archive of 100,000 points decoded,
+//! accumulated into per-series buckets at the three resolutions and planned
+//! as D1 writes (histograms serialized), into empty buckets and merged into
+//! stored ones. Before the timings it prints the stored bytes per
+//! series-minute for a log-normal latency distribution.
+//! Run with `cargo bench -p rollup`; figures in docs/PERFORMANCE.md.
+
+use criterion::{BatchSize, Criterion, Throughput};
+use prost::Message;
+use proto::aggregate::Aggregate;
+use proto::point::{Batch, Point, Value};
+use rollup::accumulate::Slot;
+use rollup::plan::{self, Stored, Write};
+use rollup::prepare;
+use std::collections::HashMap;
+
+const NOW: u64 = 1_800_000_000_000_000_000;
+const REQUESTS: usize = 100;
+const POINTS_PER_REQUEST: usize = 1000;
+
+/// An archive of `REQUESTS` ingest requests of the benchmark fixture (1,000
+/// points over 20 metrics and 1,000 series), one second apart.
+fn archive() -> Vec<u8> {
+    let batches: Vec<Vec<u8>> = (0..REQUESTS)
+        .map(|i| {
+            let t = NOW - (REQUESTS - i) as u64 * 1_000_000_000;
+            let req = proto::fixtures::metrics_request(POINTS_PER_REQUEST, t);
+            let points = proto::normalize::metrics::normalize(req, NOW).points();
+            Batch { tenant: "bench".into(), batch_id: format!("b{i}"), points, ..Default::default() }.encode_to_vec()
+        })
+        .collect();
+    proto::archive::encode(&batches.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
+/// What the rollup does with one archive between its D1 reads and writes.
+fn aggregate(bytes: &[u8], stored: &HashMap<(i64, Slot), Stored>) -> Vec<Write> {
+    let archive = proto::archive::decode(bytes).expect("archive");
+    let (acc, _) = prepare::prepare(prepare::keyed(&archive), &HashMap::new(), &HashMap::new());
+    let ids: HashMap<_, i64> = acc.series.keys().enumerate().map(|(i, k)| (plan::identity(k), i as i64)).collect();
+    plan::plan(&acc, &ids, stored).expect("plan")
+}
+
+/// splitmix64 → a log-normal request latency in ms around 40 ms.
+fn latencies(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (next().max(1e-12), next());
+            (40f64.ln() + 1.2 * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()).exp()
+        })
+        .collect()
+}
+
+/// Bytes of the samples blob of one bucket holding `values`.
+fn blob_bytes(values: &[f64]) -> usize {
+    let mut a = Aggregate::empty(true, "ms");
+    for &v in values {
+        a.add_point(&Point { time_unix_nano: NOW, value: Some(Value::Gauge(v)), ..Default::default() });
+    }
+    a.to_row().samples.map_or(0, |s| s.len())
+}
+
+fn storage_report() {
+    // The other columns of a row (ids, count, sum, min, max, last, version)
+    // take about 60 bytes in SQLite's record format.
+    const COLUMNS: usize = 60;
+    println!("stored bytes per series-minute, log-normal latencies (median 40 ms, sigma 1.2):");
+    println!("| samples per minute | 1m row | 1h row | 1d row | per series-minute, all resolutions |");
+    println!("| --- | --- | --- | --- | --- |");
+    for per_minute in [60usize, 600, 6000] {
+        let minute = blob_bytes(&latencies(per_minute, 1)) + COLUMNS;
+        let hour = blob_bytes(&latencies(per_minute * 60, 2)) + COLUMNS;
+        let day = blob_bytes(&latencies((per_minute * 1440).min(2_000_000), 3)) + COLUMNS;
+        let amortized = minute as f64 + hour as f64 / 60.0 + day as f64 / 1440.0;
+        println!("| {per_minute} | {minute} B | {hour} B | {day} B | {amortized:.0} B |");
+    }
+    println!();
+}
+
+fn main() {
+    storage_report();
+    let bytes = archive();
+    let fresh = aggregate(&bytes, &HashMap::new());
+    // The same buckets already stored: every write becomes a read-merge-write.
+    let stored: HashMap<(i64, Slot), Stored> = fresh
+        .iter()
+        .filter_map(|w| match w {
+            Write::Insert { series_id, slot, row } => Some(((*series_id, *slot), Stored { row: row.clone(), version: 1 })),
+            Write::Update { .. } => None,
+        })
+        .collect();
+
+    let mut c = Criterion::default().configure_from_args().sample_size(20);
+    let mut g = c.benchmark_group("rollup");
+    g.throughput(Throughput::Elements((REQUESTS * POINTS_PER_REQUEST) as u64));
+    g.bench_function("archive_100k_points_into_new_buckets", |b| {
+        b.iter_batched(|| (), |_| aggregate(&bytes, &HashMap::new()).len(), BatchSize::SmallInput)
+    });
+    g.bench_function("archive_100k_points_merged_into_stored_buckets", |b| {
+        b.iter_batched(|| (), |_| aggregate(&bytes, &stored).len(), BatchSize::SmallInput)
+    });
+    g.finish();
+    c.final_summary();
+}

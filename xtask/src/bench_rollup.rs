@@ -1,0 +1,113 @@
+//! `cargo xtask bench-rollup`: one cron run of the rollup over 100,000
+//! points in the local runtime, timed (wall) and charged (workerd CPU).
+//!
+//! The points go through ingest as 100 OTLP requests of the benchmark
+//! fixture (1,000 points over 1,000 series), so the archives are the ones
+//! production writes. The rollup's budget is raised so that one run takes
+//! them all. Locally D1 (SQLite) runs inside the rollup's workerd process,
+//! so its CPU is charged to the run: the figure is an upper bound on the
+//! Worker's own CPU time.
+
+use crate::bench::{send, settle};
+use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_TENANT};
+use crate::{root, step, tools, workers};
+use anyhow::{bail, Context, Result};
+use prost::Message;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const PORT_OFFSET: u16 = 30_000;
+const POINTS_PER_REQUEST: usize = 1000;
+
+/// One timed run: wall seconds, workerd CPU seconds and the run's report.
+struct Run {
+    wall: f64,
+    cpu: f64,
+    report: serde_json::Value,
+}
+
+fn run_once(agent: &ureq::Agent, stack: &Stack, group: u32) -> Result<Run> {
+    let before = settle(group)?;
+    let started = Instant::now();
+    let r = agent.get(&format!("{}/__scheduled?cron=*+*+*+*+*", stack.urls.rollup)).call().context("running the rollup")?;
+    if r.status() != 200 {
+        bail!("the rollup run answered {}", r.status());
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = settle(group)? - before;
+    let report: serde_json::Value = serde_json::from_str(&agent.get(&format!("{}/status", stack.urls.rollup)).call()?.into_string()?)?;
+    Ok(Run { wall, cpu, report: report["last_run"].clone() })
+}
+
+/// Sends `points` points through ingest as fixture requests, one second
+/// apart in time, and waits for the queue consumer to write the archives.
+fn ingest(agent: &ureq::Agent, stack: &Stack, points: usize) -> Result<()> {
+    let group = stack.group_of("ingest").context("the ingest process")?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos() as u64;
+    let requests = points / POINTS_PER_REQUEST;
+    for i in 0..requests {
+        let t = now - (requests - i) as u64 * 1_000_000_000;
+        let body = proto::fixtures::metrics_request(POINTS_PER_REQUEST, t).encode_to_vec();
+        send(agent, &format!("{}/v1/metrics", stack.urls.ingest), "application/x-protobuf", None, &body, 200)?;
+        if stack::stop_requested() {
+            bail!("interrupted");
+        }
+    }
+    settle(group)?;
+    Ok(())
+}
+
+pub fn run(points: usize) -> Result<()> {
+    if points < POINTS_PER_REQUEST {
+        bail!("--points must be at least {POINTS_PER_REQUEST}");
+    }
+    let root = root();
+    let tools = tools::ensure(&root)?;
+    workers::build_all(&root, &tools)?;
+    let work = root.join("target/bench-rollup");
+    let state = work.join("state");
+    if state.exists() {
+        std::fs::remove_dir_all(&state)?;
+    }
+    stack::migrate(&root, &state)?;
+    stack::stop_on_signals()?;
+    step("starting the stack");
+    let opts = Options {
+        state,
+        port_offset: PORT_OFFSET,
+        ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}"}}"#),
+        read_keys: "{}".into(),
+        vars: vec![
+            ("rollup", "MAX_POINTS_PER_RUN".into(), (points * 2).to_string()),
+            ("rollup", "MAX_ARCHIVES_PER_RUN".into(), "10000".into()),
+            ("rollup", "MAX_RUN_MS".into(), "3600000".into()),
+        ],
+        logs: Logs::Files(work.join("logs")),
+    };
+    let stack = Stack::start(&root, &opts)?;
+    let group = stack.group_of("rollup").context("the rollup process")?;
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(900)).build();
+    // A first run on an empty bucket warms the isolate up.
+    run_once(&agent, &stack, group)?;
+
+    let mut rows = Vec::new();
+    for what in ["into new buckets", "merged into the stored buckets", "nothing new (listing only)"] {
+        if !what.starts_with("nothing") {
+            step(&format!("ingesting {points} points"));
+            ingest(&agent, &stack, points)?;
+        }
+        step(&format!("one rollup run: {what}"));
+        let run = run_once(&agent, &stack, group)?;
+        let applied = run.report["points"].as_u64().unwrap_or(0);
+        if !what.starts_with("nothing") && applied != points as u64 {
+            bail!("the run applied {applied} points, not {points}: {}", run.report);
+        }
+        eprintln!("  {:.2} s wall, {:.2} s workerd CPU, {} archives", run.wall, run.cpu, run.report["archives"]);
+        rows.push((what, run));
+    }
+    println!("\n| one cron run over {points} points | archives | wall | workerd CPU (D1 included) |\n| --- | --- | --- | --- |");
+    for (what, run) in rows {
+        println!("| {what} | {} | {:.2} s | {:.2} s |", run.report["archives"], run.wall, run.cpu);
+    }
+    drop(stack);
+    Ok(())
+}
