@@ -72,8 +72,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            // 100,000 points take about a second of CPU (docs/PERFORMANCE.md);
-            // the run stays far inside the 30 s cron CPU limit.
+            // 100,000 points take about two seconds of CPU locally, D1
+            // included (docs/PERFORMANCE.md): a full run stays inside the
+            // 30 s a minutely cron handler gets.
             budget: Budget { archives: 50, points: 500_000, run_ms: 20_000 },
             max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
             retention: Retention::default(),
