@@ -3,22 +3,85 @@
 
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::query::{self, eval, select};
-use crate::{prom, store};
+use crate::query::{self, eval, select, Times};
+use crate::{catalog, prom, store};
+use promql_parser::parser::Expr;
 use worker::D1Database;
+
+/// Series one query may read, over all its selectors.
+pub const MAX_SERIES_PER_QUERY: usize = 10_000;
 
 /// `GET|POST /api/v1/query`: an instant query.
 pub async fn query(db: &D1Database, tenant: &str, params: &Params, now: f64) -> Result<serde_json::Value, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let t = params.time("time", now)?;
-    let selections = select::selections(&expr)?;
+    let mut steps = evaluate(db, tenant, &expr, Times::instant(t)).await?;
+    let (_, value) = steps.pop().ok_or_else(|| ApiError::Execution("internal: no evaluation time".into()))?;
+    Ok(prom::success(prom::instant(&value, t)))
+}
+
+/// `GET|POST /api/v1/query_range`: a query evaluated from `start` to `end`
+/// every `step`.
+pub async fn query_range(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+    let expr = query::parse(params.required("query")?)?;
+    let start = params.time("start", f64::NAN).and_then(|t| required_time("start", t))?;
+    let end = params.time("end", f64::NAN).and_then(|t| required_time("end", t))?;
+    let step = params.duration("step")?;
+    let steps = evaluate(db, tenant, &expr, Times::range(start, end, step)?).await?;
+    Ok(prom::success(prom::matrix(&steps)))
+}
+
+fn required_time(name: &str, t: f64) -> Result<f64, ApiError> {
+    if t.is_nan() {
+        return Err(ApiError::BadData(format!("missing parameter {name:?}")));
+    }
+    Ok(t)
+}
+
+/// Fetches what `expr` selects at the resolution that serves `times`, then
+/// evaluates it at each time.
+async fn evaluate(db: &D1Database, tenant: &str, expr: &Expr, times: Times) -> Result<Vec<(f64, eval::Value)>, ApiError> {
+    let selections = select::selections(expr)?;
+    let default = times.default_window();
+    let windows: Vec<f64> = selections.iter().map(|s| s.range_s.unwrap_or(default)).collect();
+    let resolution = times.resolution(&windows);
     let mut fetched = Vec::with_capacity(selections.len());
+    let mut series_read = 0;
     for sel in selections {
-        let series = store::fetch(db, tenant, &sel, t - sel.lookback_s, t).await?;
+        let from = times.start - query::window(sel.range_s, default, resolution);
+        let series = store::fetch(db, tenant, &sel, resolution, from, times.end, MAX_SERIES_PER_QUERY - series_read).await?;
+        series_read += series.len();
         fetched.push((sel, series));
     }
-    let value = eval::eval(&expr, t, &fetched)?;
-    Ok(prom::success(prom::instant(&value, t)))
+    let env = eval::Env { fetched: &fetched, default_window: default, resolution };
+    times.each().into_iter().map(|t| Ok((t, eval::eval(expr, t, &env)?))).collect()
+}
+
+/// `/api/v1/series`: the label sets of the series `match[]` selects.
+pub async fn series(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+    let matches = params.all("match[]");
+    if matches.is_empty() {
+        return Err(ApiError::BadData("no match[] parameter provided".into()));
+    }
+    let selectors = catalog::selectors(&matches)?;
+    Ok(prom::success(catalog::series_json(&store::catalog(db, tenant).await?, &selectors)))
+}
+
+/// `/api/v1/labels`: label names, of the series `match[]` selects if given.
+pub async fn labels(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+    let selectors = catalog::selectors(&params.all("match[]"))?;
+    Ok(prom::success(serde_json::json!(catalog::label_names(&store::catalog(db, tenant).await?, &selectors))))
+}
+
+/// `/api/v1/label/<name>/values`.
+pub async fn label_values(db: &D1Database, tenant: &str, label: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+    let selectors = catalog::selectors(&params.all("match[]"))?;
+    Ok(prom::success(serde_json::json!(catalog::label_values(&store::catalog(db, tenant).await?, &selectors, label))))
+}
+
+/// `/api/v1/metadata`, of every metric or of `metric`.
+pub async fn metadata(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+    Ok(prom::success(catalog::metadata(&store::catalog(db, tenant).await?, params.get("metric"))))
 }
 
 /// `GET /api/v1/status/buildinfo`, which Grafana reads to learn the flavour.

@@ -6,6 +6,7 @@
 //! responses. Query logic is in [`query`], the endpoints in [`api`].
 
 pub mod api;
+pub mod catalog;
 pub mod error;
 pub mod params;
 pub mod prom;
@@ -48,6 +49,14 @@ async fn route(req: &mut Request, env: &Env) -> Result<serde_json::Value, ApiErr
     let now = worker::Date::now().as_millis() as f64 / 1000.0;
     match (req.method(), path.as_str()) {
         (Method::Get | Method::Post, "/api/v1/query") => api::query(&db, &tenant, &params, now).await,
+        (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(&db, &tenant, &params).await,
+        (Method::Get | Method::Post, "/api/v1/series") => api::series(&db, &tenant, &params).await,
+        (Method::Get | Method::Post, "/api/v1/labels") => api::labels(&db, &tenant, &params).await,
+        (Method::Get, "/api/v1/metadata") => api::metadata(&db, &tenant, &params).await,
+        (Method::Get, p) if p.starts_with("/api/v1/label/") && p.ends_with("/values") => {
+            let label = &p["/api/v1/label/".len()..p.len() - "/values".len()];
+            api::label_values(&db, &tenant, label, &params).await
+        }
         (Method::Get, "/api/v1/status/buildinfo") => Ok(api::buildinfo()),
         _ => Err(ApiError::NotFound(path)),
     }

@@ -21,6 +21,11 @@ impl Params {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated parameter (`match[]`).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+
     pub fn required(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).filter(|v| !v.is_empty()).ok_or_else(|| ApiError::BadData(format!("missing parameter {name:?}")))
     }
@@ -32,6 +37,20 @@ impl Params {
             None => Ok(default),
             Some(v) => parse_time(v).ok_or_else(|| ApiError::BadData(format!("invalid parameter {name:?}: cannot parse {v:?} to a valid timestamp"))),
         }
+    }
+}
+
+impl Params {
+    /// A duration parameter (`step`): seconds (fractions allowed) or a
+    /// Prometheus duration such as `15s` or `1h30m`.
+    pub fn duration(&self, name: &str) -> Result<f64, ApiError> {
+        let v = self.required(name)?;
+        if let Ok(secs) = v.parse::<f64>() {
+            return Ok(secs);
+        }
+        promql_parser::util::parse_duration(v)
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| ApiError::BadData(format!("invalid parameter {name:?}: cannot parse {v:?} to a valid duration")))
     }
 }
 
@@ -54,7 +73,18 @@ mod tests {
         assert_eq!(p.time("time", 0.0).unwrap(), 4.0);
         assert_eq!(p.time("absent", 7.0).unwrap(), 7.0);
         assert_eq!(p.get("match[]"), Some("a"));
+        assert_eq!(p.all("match[]"), ["a", "b"]);
         assert!(p.required("nope").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let p = Params::parse(Some("a=15&b=1m30s&c=soon&d=0.5"), None);
+        assert_eq!(p.duration("a").unwrap(), 15.0);
+        assert_eq!(p.duration("b").unwrap(), 90.0);
+        assert_eq!(p.duration("d").unwrap(), 0.5);
+        assert!(p.duration("c").unwrap_err().to_string().contains("valid duration"));
+        assert!(p.duration("e").unwrap_err().to_string().contains("missing"));
     }
 
     #[test]

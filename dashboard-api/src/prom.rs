@@ -1,7 +1,8 @@
 //! Prometheus' response envelope and value formatting.
 
-use crate::query::eval::Value;
+use crate::query::eval::{Labels, Value};
 use serde_json::{json, Map};
+use std::collections::BTreeMap;
 
 /// `{"status":"success","data":…}`
 pub fn success(data: serde_json::Value) -> serde_json::Value {
@@ -15,11 +16,36 @@ pub fn instant(value: &Value, t: f64) -> serde_json::Value {
         Value::Vector(samples) => json!({
             "resultType": "vector",
             "result": samples.iter().map(|s| json!({
-                "metric": s.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>(),
+                "metric": metric(&s.labels),
                 "value": [t, format_value(s.value)],
             })).collect::<Vec<_>>(),
         }),
     }
+}
+
+fn metric(labels: &Labels) -> serde_json::Value {
+    serde_json::Value::Object(labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<Map<_, _>>())
+}
+
+/// The `data` of a range query: one series per label set, sorted by labels,
+/// each with its values sorted by time. A scalar is one series without
+/// labels, as Prometheus returns it.
+pub fn matrix(steps: &[(f64, Value)]) -> serde_json::Value {
+    let mut series: BTreeMap<Labels, Vec<serde_json::Value>> = BTreeMap::new();
+    for (t, value) in steps {
+        match value {
+            Value::Scalar(v) => series.entry(Vec::new()).or_default().push(json!([t, format_value(*v)])),
+            Value::Vector(samples) => {
+                for s in samples {
+                    series.entry(s.labels.clone()).or_default().push(json!([t, format_value(s.value)]));
+                }
+            }
+        }
+    }
+    json!({
+        "resultType": "matrix",
+        "result": series.iter().map(|(labels, values)| json!({ "metric": metric(labels), "values": values })).collect::<Vec<_>>(),
+    })
 }
 
 /// Sample values are strings in Prometheus' API, spelled as Go's
@@ -44,6 +70,14 @@ mod tests {
         assert_eq!(success(instant(&Value::Scalar(2.0), 4.0)), json!({"status":"success","data":{"resultType":"scalar","result":[4.0,"2"]}}));
         let v = Value::Vector(vec![Sample { labels: vec![("__name__".into(), "m".into())], value: 0.25 }]);
         assert_eq!(instant(&v, 10.5), json!({"resultType":"vector","result":[{"metric":{"__name__":"m"},"value":[10.5,"0.25"]}]}));
+    }
+
+    #[test]
+    fn a_matrix_groups_steps_by_series() {
+        let a = |v: f64| Sample { labels: vec![("x".into(), "a".into())], value: v };
+        let steps = vec![(60.0, Value::Vector(vec![a(1.0)])), (120.0, Value::Vector(vec![a(2.5)])), (180.0, Value::Vector(vec![]))];
+        assert_eq!(matrix(&steps), json!({"resultType":"matrix","result":[{"metric":{"x":"a"},"values":[[60.0,"1"],[120.0,"2.5"]]}]}));
+        assert_eq!(matrix(&[(4.0, Value::Scalar(2.0))]), json!({"resultType":"matrix","result":[{"metric":{},"values":[[4.0,"2"]]}]}));
     }
 
     #[test]

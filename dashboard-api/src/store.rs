@@ -1,9 +1,11 @@
 //! dashboard-api's D1 reads. Every query is scoped to the tenant of the read
 //! key; every value is a bound parameter.
 
+use crate::catalog::Entry;
 use crate::error::ApiError;
 use crate::query::select::Selection;
-use crate::query::series::{labels_from_json, SeriesData, RESOLUTION_S};
+use crate::query::select::Field;
+use crate::query::series::{labels_from_json, SeriesData};
 use proto::aggregate::{Aggregate, Row};
 use proto::point::Kind;
 use serde::Deserialize;
@@ -17,18 +19,35 @@ fn unavailable(e: worker::Error) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
-/// The tenant's series selected by `sel`, with their 1-minute aggregates
-/// overlapping (from_s, to_s].
-pub async fn fetch(db: &D1Database, tenant: &str, sel: &Selection, from_s: f64, to_s: f64) -> Result<Vec<SeriesData>, ApiError> {
+/// The tenant's series selected by `sel` (at most `max_series`, else an
+/// error), with their aggregates at `resolution` whose buckets start in
+/// [from_s, to_s).
+pub async fn fetch(
+    db: &D1Database,
+    tenant: &str,
+    sel: &Selection,
+    resolution: i64,
+    from_s: f64,
+    to_s: f64,
+    max_series: usize,
+) -> Result<Vec<SeriesData>, ApiError> {
     #[derive(Deserialize)]
     struct SeriesRow {
         id: f64,
+        prom_name: String,
         labels: String,
         kind: String,
     }
+    let names = sel.names();
+    let sql = format!(
+        "SELECT id, prom_name, labels, kind FROM series WHERE tenant = ?1 AND prom_name IN ({})",
+        (2..names.len() + 2).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
+    );
+    let mut params: Vec<JsValue> = vec![tenant.into()];
+    params.extend(names.iter().map(|n| JsValue::from(n.as_str())));
     let rows = db
-        .prepare("SELECT id, labels, kind FROM series WHERE tenant = ?1 AND prom_name = ?2")
-        .bind(&[tenant.into(), sel.name.as_str().into()])
+        .prepare(sql)
+        .bind(&params)
         .map_err(unavailable)?
         .all()
         .await
@@ -40,9 +59,20 @@ pub async fn fetch(db: &D1Database, tenant: &str, sel: &Selection, from_s: f64, 
         .filter_map(|r| {
             let labels = labels_from_json(&r.labels);
             let kind = Kind::parse(&r.kind)?;
-            sel.matches(&labels).then(|| (r.id as i64, SeriesData { prom_name: sel.name.clone(), labels, kind, buckets: Vec::new() }))
+            let field = sel.field_of(&r.prom_name);
+            // Only a distribution's or gauge's samples have a count and sum.
+            let fits = field == Field::Value || kind != Kind::Counter;
+            (fits && sel.matches(&labels))
+                .then(|| (r.id as i64, SeriesData { prom_name: sel.name.clone(), labels, kind, field, buckets: Vec::new() }))
         })
         .collect();
+    if series.len() > max_series {
+        return Err(ApiError::Execution(format!(
+            "the query selects more than {} series; narrow {} with label matchers",
+            crate::api::MAX_SERIES_PER_QUERY,
+            sel.name
+        )));
+    }
     if series.is_empty() {
         return Ok(Vec::new());
     }
@@ -54,17 +84,16 @@ pub async fn fetch(db: &D1Database, tenant: &str, sel: &Selection, from_s: f64, 
         #[serde(flatten)]
         row: Row,
     }
-    let first_bucket = (from_s.floor() as i64) - RESOLUTION_S;
     let mut statements = Vec::new();
     for chunk in series.chunks(MAX_PARAMS - 3) {
         let sql = format!(
             "SELECT series_id, bucket_start, count, sum, min, max, last, last_time_ms, samples FROM aggregates \
-             WHERE resolution = ?1 AND bucket_start > ?2 AND bucket_start <= ?3 AND series_id IN ({}) \
+             WHERE resolution = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 AND series_id IN ({}) \
              ORDER BY bucket_start",
             vec!["?"; chunk.len()].join(", ")
         );
         let mut params: Vec<JsValue> =
-            vec![JsValue::from_f64(RESOLUTION_S as f64), JsValue::from_f64(first_bucket as f64), JsValue::from_f64(to_s.floor())];
+            vec![JsValue::from_f64(resolution as f64), JsValue::from_f64(from_s.floor()), JsValue::from_f64(to_s.ceil())];
         params.extend(chunk.iter().map(|(id, _)| JsValue::from_f64(*id as f64)));
         statements.push(db.prepare(sql).bind(&params).map_err(unavailable)?);
     }
@@ -78,4 +107,28 @@ pub async fn fetch(db: &D1Database, tenant: &str, sel: &Selection, from_s: f64, 
         }
     }
     Ok(series.into_iter().map(|(_, s)| s).collect())
+}
+
+/// The tenant's whole series catalog, in the exposed spelling.
+pub async fn catalog(db: &D1Database, tenant: &str) -> Result<Vec<Entry>, ApiError> {
+    #[derive(Deserialize)]
+    struct CatalogRow {
+        prom_name: String,
+        labels: String,
+        kind: String,
+        unit: String,
+    }
+    let rows = db
+        .prepare("SELECT prom_name, labels, kind, unit FROM series WHERE tenant = ?1 ORDER BY prom_name, labels")
+        .bind(&[tenant.into()])
+        .map_err(unavailable)?
+        .all()
+        .await
+        .map_err(unavailable)?
+        .results::<CatalogRow>()
+        .map_err(unavailable)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some(Entry { name: r.prom_name, labels: labels_from_json(&r.labels), kind: Kind::parse(&r.kind)?, unit: r.unit }))
+        .collect())
 }

@@ -1,65 +1,317 @@
 //! Evaluation of a parsed query at one time over fetched series: one arm per
 //! expression kind.
+//!
+//! A distribution's samples stay a histogram (`Num::Dist`) until a number is
+//! needed, so that aggregating distributions merges their histograms first
+//! and the quantile of a group is exact, not a combination of quantiles.
 
-use super::select::{self, Selection, QUANTILE};
+use super::select::{Field, Selection, QUANTILE};
 use super::series::SeriesData;
 use crate::error::ApiError;
-use promql_parser::parser::Expr;
+use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier};
+use proto::aggregate::Aggregate;
 use proto::point::Kind;
+use std::collections::HashMap;
+
+pub type Labels = Vec<(String, String)>;
+
+/// A number, or a histogram waiting for its quantile.
+#[derive(Clone, Debug)]
+pub enum Num {
+    Float(f64),
+    /// Merged samples and the quantile to read from them, if one was asked
+    /// for (`name{quantile="φ"}`); without one only `histogram_quantile`
+    /// and aggregations can use it.
+    Dist { agg: Box<Aggregate>, phi: Option<f64> },
+}
+
+/// One element of an instant vector during evaluation.
+#[derive(Clone, Debug)]
+pub struct Elem {
+    /// Sorted by name, `__name__` included where the series keeps its name.
+    pub labels: Labels,
+    pub num: Num,
+}
+
+/// One element of a result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
 
 /// A query's value at one time.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Scalar(f64),
+    /// Sorted by labels.
     Vector(Vec<Sample>),
 }
 
-/// One element of an instant vector.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    /// Sorted by name, `__name__` included where the series keeps its name.
-    pub labels: Vec<(String, String)>,
-    pub value: f64,
+enum Inner {
+    Scalar(f64),
+    Vector(Vec<Elem>),
 }
 
 /// The selections of the query with their fetched series, in the order
-/// [`select::selections`] listed them.
+/// [`super::select::selections`] listed them.
 pub type Fetched = [(Selection, Vec<SeriesData>)];
 
-/// Evaluates `expr` at unix time `t`.
-pub fn eval(expr: &Expr, t: f64, fetched: &Fetched) -> Result<Value, ApiError> {
-    let mut next = 0;
-    eval_at(expr, t, fetched, &mut next)
+/// What every evaluation time of one query shares.
+pub struct Env<'a> {
+    pub fetched: &'a Fetched,
+    /// The window of a selector without a range (see [`super::Times`]).
+    pub default_window: f64,
+    /// The resolution of the fetched buckets.
+    pub resolution: i64,
 }
 
-fn eval_at(expr: &Expr, t: f64, fetched: &Fetched, next: &mut usize) -> Result<Value, ApiError> {
+/// Evaluates `expr` at unix time `t`.
+pub fn eval(expr: &Expr, t: f64, env: &Env) -> Result<Value, ApiError> {
+    let mut next = 0;
+    Ok(match eval_at(expr, t, env, &mut next)? {
+        Inner::Scalar(v) => Value::Scalar(v),
+        Inner::Vector(elems) => {
+            let mut samples = numbers(elems);
+            samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Vector(samples)
+        }
+    })
+}
+
+fn eval_at(expr: &Expr, t: f64, env: &Env, next: &mut usize) -> Result<Inner, ApiError> {
     match expr {
-        Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
-        Expr::Paren(p) => eval_at(&p.expr, t, fetched, next),
-        Expr::Unary(u) => match eval_at(&u.expr, t, fetched, next)? {
-            Value::Scalar(v) => Ok(Value::Scalar(-v)),
-            Value::Vector(samples) => Ok(Value::Vector(
-                samples.into_iter().map(|s| Sample { labels: without_name(s.labels), value: -s.value }).collect(),
-            )),
+        Expr::NumberLiteral(n) => Ok(Inner::Scalar(n.val)),
+        Expr::Paren(p) => eval_at(&p.expr, t, env, next),
+        Expr::Unary(u) => match eval_at(&u.expr, t, env, next)? {
+            Inner::Scalar(v) => Ok(Inner::Scalar(-v)),
+            Inner::Vector(elems) => Ok(floats(numbers(elems).into_iter().map(|s| (without_name(s.labels), -s.value)))),
         },
         Expr::Binary(b) => {
-            let lhs = eval_at(&b.lhs, t, fetched, next)?;
-            let rhs = eval_at(&b.rhs, t, fetched, next)?;
-            let op = b.op.to_string();
-            match (lhs, rhs) {
-                (Value::Scalar(a), Value::Scalar(c)) if b.modifier.is_none() => Ok(Value::Scalar(arithmetic(&op, a, c)?)),
-                _ => Err(ApiError::BadData(format!("unsupported binary operation on vectors in {expr}"))),
-            }
+            let lhs = eval_at(&b.lhs, t, env, next)?;
+            let rhs = eval_at(&b.rhs, t, env, next)?;
+            binary(&b.op.to_string(), lhs, rhs)
         }
         Expr::VectorSelector(_) => {
-            let (selection, series) = fetched
-                .get(*next)
-                .ok_or_else(|| ApiError::Execution("internal: selection not fetched".into()))?;
-            *next += 1;
-            Ok(Value::Vector(instant(selection, series, t)))
+            let (sel, series) = take(env, next)?;
+            Ok(Inner::Vector(instant(sel, series, t, super::window(None, env.default_window, env.resolution))))
         }
-        other => Err(select::unsupported(other)),
+        // Outside rate() and increase(), a range sets the window a
+        // distribution's quantile is read over.
+        Expr::MatrixSelector(ms) => {
+            let (sel, series) = take(env, next)?;
+            let w = super::window(Some(ms.range.as_secs_f64()), env.default_window, env.resolution);
+            Ok(Inner::Vector(instant(sel, series, t, w)))
+        }
+        Expr::Aggregate(a) => aggregate(a, eval_at(&a.expr, t, env, next)?),
+        Expr::Call(c) => call(c, t, env, next),
+        other => Err(super::select::unsupported(other)),
     }
+}
+
+fn take<'a>(env: &'a Env, next: &mut usize) -> Result<(&'a Selection, &'a [SeriesData]), ApiError> {
+    let (sel, series) = env.fetched.get(*next).ok_or_else(|| ApiError::Execution("internal: selection not fetched".into()))?;
+    *next += 1;
+    Ok((sel, series))
+}
+
+/// An instant vector selector at `t` over window `w`: a gauge's latest
+/// value, a summary's own quantile series, or the samples of a distribution
+/// (or gauge) for a quantile. Counters (and `_count`, `_sum`) are read
+/// through rate() and increase().
+fn instant(sel: &Selection, series: &[SeriesData], t: f64, w: f64) -> Vec<Elem> {
+    let mut out = Vec::new();
+    for s in series.iter().filter(|s| s.field == Field::Value && sel.matches(&s.labels)) {
+        let Some(agg) = s.window(t, w) else { continue };
+        let mut labels = named(s);
+        let num = if let Some((_, own)) = s.labels.iter().find(|(k, _)| k == QUANTILE) {
+            // An OTLP Summary's quantile series is an ordinary gauge: the
+            // matcher selects on its label.
+            if sel.quantile.as_ref().is_some_and(|(phi, _)| own.parse::<f64>().ok() != Some(*phi)) {
+                continue;
+            }
+            Num::Float(agg.last)
+        } else {
+            match (&sel.quantile, s.kind) {
+                (Some((phi, text)), Kind::Gauge | Kind::Distribution) => {
+                    labels.push((QUANTILE.to_string(), text.clone()));
+                    Num::Dist { agg: Box::new(agg), phi: Some(*phi) }
+                }
+                (None, Kind::Gauge) => Num::Float(agg.last),
+                (None, Kind::Distribution) => Num::Dist { agg: Box::new(agg), phi: None },
+                _ => continue,
+            }
+        };
+        labels.sort();
+        out.push(Elem { labels, num });
+    }
+    out
+}
+
+/// The series' labels with its exposed name.
+fn named(s: &SeriesData) -> Labels {
+    let mut labels = Vec::with_capacity(s.labels.len() + 2);
+    labels.push(("__name__".to_string(), s.prom_name.clone()));
+    labels.extend(s.labels.iter().cloned());
+    labels
+}
+
+fn call(c: &Call, t: f64, env: &Env, next: &mut usize) -> Result<Inner, ApiError> {
+    let args = &c.args.args;
+    match c.func.name {
+        "rate" | "increase" => {
+            let Some(Expr::MatrixSelector(ms)) = args.first().map(|a| a.as_ref()) else {
+                return Err(ApiError::BadData(format!("{}() needs a range selector such as name[5m], in {c}", c.func.name)));
+            };
+            let (sel, series) = take(env, next)?;
+            let w = super::window(Some(ms.range.as_secs_f64()), env.default_window, env.resolution);
+            let per = if c.func.name == "rate" { w } else { 1.0 };
+            Ok(floats(increases(sel, series, t, w).into_iter().map(|(labels, v)| (labels, v / per))))
+        }
+        "histogram_quantile" => {
+            let (Some(phi), Some(v)) = (args.first(), args.get(1)) else {
+                return Err(ApiError::BadData(format!("histogram_quantile() takes a quantile and a vector, in {c}")));
+            };
+            let Inner::Scalar(phi) = eval_at(phi, t, env, next)? else {
+                return Err(ApiError::BadData(format!("the quantile of histogram_quantile() must be a scalar, in {c}")));
+            };
+            let Inner::Vector(elems) = eval_at(v, t, env, next)? else {
+                return Err(ApiError::BadData(format!("histogram_quantile() needs a vector, in {c}")));
+            };
+            let mut out = Vec::new();
+            for e in elems {
+                let Num::Dist { agg, .. } = e.num else { continue };
+                let value = if phi < 0.0 {
+                    f64::NEG_INFINITY
+                } else if phi > 1.0 {
+                    f64::INFINITY
+                } else {
+                    match agg.quantile(phi) {
+                        Some(v) => v,
+                        None => continue,
+                    }
+                };
+                let labels = without_name(e.labels).into_iter().filter(|(k, _)| k != QUANTILE).collect();
+                out.push(Elem { labels, num: Num::Float(value) });
+            }
+            Ok(Inner::Vector(out))
+        }
+        other => Err(ApiError::BadData(format!("unsupported function {other}()"))),
+    }
+}
+
+/// The exact increase of each counter-like series over the window: the sum
+/// of the stored deltas, with no extrapolation to the window's edges.
+fn increases(sel: &Selection, series: &[SeriesData], t: f64, w: f64) -> Vec<(Labels, f64)> {
+    let mut out = Vec::new();
+    for s in series.iter().filter(|s| sel.matches(&s.labels)) {
+        let Some(agg) = s.window(t, w) else { continue };
+        let value = match (s.field, s.kind) {
+            (Field::Value, Kind::Counter) | (Field::Sum, _) => agg.sum,
+            (Field::Count, _) => agg.count as f64,
+            _ => continue,
+        };
+        let mut labels = s.labels.clone();
+        labels.sort();
+        out.push((labels, value));
+    }
+    out
+}
+
+fn aggregate(a: &AggregateExpr, arg: Inner) -> Result<Inner, ApiError> {
+    let Inner::Vector(elems) = arg else {
+        return Err(ApiError::BadData(format!("{}() needs a vector, not a scalar", a.op)));
+    };
+    let op = a.op.to_string();
+    let key = |labels: &Labels| -> Labels {
+        match &a.modifier {
+            None => Vec::new(),
+            Some(LabelModifier::Include(by)) => labels.iter().filter(|(k, _)| by.labels.contains(k)).cloned().collect(),
+            Some(LabelModifier::Exclude(without)) => {
+                labels.iter().filter(|(k, _)| k != "__name__" && !without.labels.contains(k)).cloned().collect()
+            }
+        }
+    };
+    let mut order: Vec<Labels> = Vec::new();
+    let mut groups: HashMap<Labels, Vec<Elem>> = HashMap::new();
+    for e in elems {
+        let k = key(&e.labels);
+        if !groups.contains_key(&k) {
+            order.push(k.clone());
+        }
+        groups.entry(k).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for k in order {
+        let members = groups.remove(&k).unwrap_or_default();
+        let all_dist = members.iter().all(|e| matches!(e.num, Num::Dist { .. }));
+        if op == "count" {
+            out.push(Elem { labels: k, num: Num::Float(members.len() as f64) });
+        } else if all_dist {
+            // Distributions merge: the group's quantile is that of all its samples.
+            let mut merged: Option<(Aggregate, Option<f64>)> = None;
+            for e in members {
+                let Num::Dist { agg, phi } = e.num else { continue };
+                match &mut merged {
+                    None => merged = Some((*agg, phi)),
+                    Some((m, _)) => m.merge(&agg),
+                }
+            }
+            if let Some((agg, phi)) = merged {
+                out.push(Elem { labels: k, num: Num::Dist { agg: Box::new(agg), phi } });
+            }
+        } else {
+            let values: Vec<f64> = numbers(members).into_iter().map(|s| s.value).collect();
+            if values.is_empty() {
+                continue;
+            }
+            let value = match op.as_str() {
+                "sum" => values.iter().sum(),
+                "avg" => values.iter().sum::<f64>() / values.len() as f64,
+                "min" => values.iter().copied().fold(f64::INFINITY, f64::min),
+                _ => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            };
+            out.push(Elem { labels: k, num: Num::Float(value) });
+        }
+    }
+    Ok(Inner::Vector(out))
+}
+
+fn binary(op: &str, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {
+    Ok(match (lhs, rhs) {
+        (Inner::Scalar(a), Inner::Scalar(b)) => Inner::Scalar(arithmetic(op, a, b)?),
+        (Inner::Vector(v), Inner::Scalar(b)) => {
+            let mut out = Vec::new();
+            for s in numbers(v) {
+                out.push((without_name(s.labels), arithmetic(op, s.value, b)?));
+            }
+            floats(out.into_iter())
+        }
+        (Inner::Scalar(a), Inner::Vector(v)) => {
+            let mut out = Vec::new();
+            for s in numbers(v) {
+                out.push((without_name(s.labels), arithmetic(op, a, s.value)?));
+            }
+            floats(out.into_iter())
+        }
+        (Inner::Vector(l), Inner::Vector(r)) => {
+            // One-to-one matching on all labels but the name.
+            let mut right: HashMap<Labels, f64> = HashMap::new();
+            for s in numbers(r) {
+                if right.insert(without_name(s.labels), s.value).is_some() {
+                    return Err(ApiError::Execution("found duplicate series for the match group on the right-hand side".into()));
+                }
+            }
+            let mut out = Vec::new();
+            for s in numbers(l) {
+                let labels = without_name(s.labels);
+                if let Some(b) = right.get(&labels) {
+                    out.push((labels, arithmetic(op, s.value, *b)?));
+                }
+            }
+            floats(out.into_iter())
+        }
+    })
 }
 
 fn arithmetic(op: &str, a: f64, b: f64) -> Result<f64, ApiError> {
@@ -70,133 +322,33 @@ fn arithmetic(op: &str, a: f64, b: f64) -> Result<f64, ApiError> {
         "/" => a / b,
         "%" => a % b,
         "^" => a.powf(b),
-        _ => return Err(ApiError::BadData(format!("unsupported operator {op} between scalars"))),
+        _ => return Err(ApiError::BadData(format!("unsupported operator {op}"))),
     })
 }
 
-/// An instant vector selector at `t`: a gauge's latest value, or the
-/// quantile of a distribution's (or gauge's) samples in the window.
-fn instant(selection: &Selection, series: &[SeriesData], t: f64) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for s in series.iter().filter(|s| selection.matches(&s.labels)) {
-        let Some(window) = s.window(t, selection.lookback_s) else { continue };
-        // A series with a quantile label of its own (an OTLP Summary's
-        // quantiles) is an ordinary gauge: the matcher selects on the label.
-        if let Some((_, own)) = s.labels.iter().find(|(k, _)| k == QUANTILE) {
-            let wanted = selection.quantile.as_ref().is_none_or(|(phi, _)| own.parse::<f64>().ok() == Some(*phi));
-            if wanted {
-                let mut labels = s.labels.clone();
-                labels.push(("__name__".to_string(), s.prom_name.clone()));
-                labels.sort();
-                out.push(Sample { labels, value: window.last });
-            }
-            continue;
-        }
-        let value = match (&selection.quantile, s.kind) {
-            (Some((phi, _)), Kind::Gauge | Kind::Distribution) => window.quantile(*phi),
-            (None, Kind::Gauge) => Some(window.last),
-            // A distribution behaves like a Prometheus summary: without a
-            // quantile there is no single value. Counters are read through
-            // rate() and increase().
-            _ => None,
-        };
-        let Some(value) = value else { continue };
-        let mut labels = Vec::with_capacity(s.labels.len() + 2);
-        labels.push(("__name__".to_string(), s.prom_name.clone()));
-        labels.extend(s.labels.iter().cloned());
-        if let Some((_, text)) = &selection.quantile {
-            labels.push((QUANTILE.to_string(), text.clone()));
-        }
-        labels.sort();
-        out.push(Sample { labels, value });
-    }
-    out
+/// Elements as numbers: a histogram with a quantile becomes that quantile;
+/// one without (a distribution selected without `quantile`) has no single
+/// value, like a Prometheus summary, and is left out.
+fn numbers(elems: Vec<Elem>) -> Vec<Sample> {
+    elems
+        .into_iter()
+        .filter_map(|e| {
+            let value = match e.num {
+                Num::Float(v) => v,
+                Num::Dist { agg, phi } => agg.quantile(phi?)?,
+            };
+            Some(Sample { labels: e.labels, value })
+        })
+        .collect()
 }
 
-fn without_name(labels: Vec<(String, String)>) -> Vec<(String, String)> {
+fn floats(items: impl Iterator<Item = (Labels, f64)>) -> Inner {
+    Inner::Vector(items.map(|(labels, v)| Elem { labels, num: Num::Float(v) }).collect())
+}
+
+fn without_name(labels: Labels) -> Labels {
     labels.into_iter().filter(|(k, _)| k != "__name__").collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::query::{parse, select::selections};
-    use proto::aggregate::Aggregate;
-    use proto::point::{Point, Value as PV};
-
-    fn series(name: &str, kind: Kind, labels: &[(&str, &str)], minute_values: &[(i64, f64)]) -> SeriesData {
-        let mut buckets: Vec<(i64, Aggregate)> = Vec::new();
-        for &(start, v) in minute_values {
-            let mut a = Aggregate::empty(true, "");
-            a.add_point(&Point { time_unix_nano: start as u64 * 1_000_000_000, value: Some(PV::Gauge(v)), ..Default::default() });
-            match buckets.iter_mut().find(|(s, _)| *s == start) {
-                Some((_, b)) => b.merge(&a),
-                None => buckets.push((start, a)),
-            }
-        }
-        SeriesData {
-            prom_name: name.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            kind,
-            buckets,
-        }
-    }
-
-    fn run(q: &str, t: f64, data: Vec<SeriesData>) -> Result<Value, ApiError> {
-        let expr = parse(q)?;
-        let fetched: Vec<(Selection, Vec<SeriesData>)> =
-            selections(&expr)?.into_iter().map(|s| (s, data.clone())).collect();
-        eval(&expr, t, &fetched)
-    }
-
-    #[test]
-    fn scalar_arithmetic_for_grafanas_connection_test() {
-        assert_eq!(run("1+1", 4.0, vec![]).unwrap(), Value::Scalar(2.0));
-        assert_eq!(run("-(2 * 3) ^ 2", 4.0, vec![]).unwrap(), Value::Scalar(-36.0));
-    }
-
-    #[test]
-    fn quantile_of_a_distribution_over_the_default_window() {
-        let points: Vec<(i64, f64)> = (1..=100).map(|v| (600, f64::from(v))).collect();
-        let data = vec![series("lat", Kind::Distribution, &[("service_name", "api")], &points)];
-        let v = run(r#"lat{quantile="0.99"}"#, 900.0, data.clone()).unwrap();
-        let Value::Vector(samples) = v else { panic!("expected a vector") };
-        assert_eq!(samples.len(), 1);
-        assert_eq!(samples[0].value, 99.0);
-        assert_eq!(
-            samples[0].labels,
-            [("__name__".into(), "lat".into()), ("quantile".into(), "0.99".into()), ("service_name".into(), "api".into())]
-        );
-        // Five minutes and more after the bucket ends, the window is empty.
-        assert_eq!(run(r#"lat{quantile="0.99"}"#, 960.0, data.clone()).unwrap(), Value::Vector(vec![]));
-        // Label matchers filter series.
-        assert_eq!(run(r#"lat{quantile="0.5",service_name="web"}"#, 900.0, data).unwrap(), Value::Vector(vec![]));
-    }
-
-    #[test]
-    fn gauge_without_quantile_is_its_latest_value() {
-        let data = vec![series("temp", Kind::Gauge, &[], &[(0, 5.0), (60, 7.0)])];
-        let Value::Vector(s) = run("temp", 120.0, data).unwrap() else { panic!() };
-        assert_eq!(s[0].value, 7.0);
-    }
-
-    #[test]
-    fn a_summarys_own_quantile_label_selects_instead_of_computing() {
-        let data = vec![
-            series("rpc", Kind::Gauge, &[("quantile", "0.5")], &[(0, 4.0)]),
-            series("rpc", Kind::Gauge, &[("quantile", "0.99")], &[(0, 9.5)]),
-        ];
-        let Value::Vector(s) = run(r#"rpc{quantile="0.99"}"#, 60.0, data.clone()).unwrap() else { panic!() };
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].value, 9.5);
-        assert!(s[0].labels.contains(&("quantile".to_string(), "0.99".to_string())));
-        let Value::Vector(s) = run("rpc", 60.0, data).unwrap() else { panic!() };
-        assert_eq!(s.len(), 2);
-    }
-
-    #[test]
-    fn vector_arithmetic_is_not_supported_yet() {
-        let err = run("temp * 2", 120.0, vec![]).unwrap_err();
-        assert!(err.to_string().contains("binary operation on vectors"));
-    }
-}
+mod tests;

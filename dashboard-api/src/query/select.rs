@@ -7,7 +7,12 @@ use promql_parser::parser::{Expr, VectorSelector};
 /// The label that picks a quantile of a distribution.
 pub const QUANTILE: &str = "quantile";
 
-/// A vector selector reduced to what the store needs.
+/// Aggregations evaluated; the others are `bad_data`.
+pub const AGGREGATIONS: [&str; 5] = ["sum", "avg", "min", "max", "count"];
+/// Functions evaluated; the others are `bad_data`.
+pub const FUNCTIONS: [&str; 3] = ["rate", "increase", "histogram_quantile"];
+
+/// A vector or range selector reduced to what the store needs.
 #[derive(Clone, Debug)]
 pub struct Selection {
     /// Exposed metric name.
@@ -16,11 +21,44 @@ pub struct Selection {
     pub matchers: Vec<Matcher>,
     /// The φ of `quantile="φ"`, if given.
     pub quantile: Option<(f64, String)>,
-    /// Seconds of data before the evaluation time the selection needs.
-    pub lookback_s: f64,
+    /// The range of a range selector (`name[1h]`), in seconds.
+    pub range_s: Option<f64>,
+}
+
+/// Which number of a stored series a selection reads: the series itself,
+/// or the count or sum of a distribution's (or gauge's) samples exposed as
+/// `<name>_count` and `<name>_sum`, which behave as counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Value,
+    Count,
+    Sum,
 }
 
 impl Selection {
+    /// Catalog names that can serve the selection: its own, and for
+    /// `x_count` and `x_sum` the series `x`.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = vec![self.name.clone()];
+        for suffix in ["_count", "_sum"] {
+            if let Some(base) = self.name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
+                names.push(base.to_owned());
+            }
+        }
+        names
+    }
+
+    /// What the selection reads of a series found under `prom_name`.
+    pub fn field_of(&self, prom_name: &str) -> Field {
+        if prom_name == self.name {
+            Field::Value
+        } else if self.name.ends_with("_count") {
+            Field::Count
+        } else {
+            Field::Sum
+        }
+    }
+
     /// Whether a series' exposed labels satisfy every matcher. A missing label
     /// matches as the empty string, as in Prometheus.
     pub fn matches(&self, labels: &[(String, String)]) -> bool {
@@ -44,12 +82,36 @@ fn walk(expr: &Expr, out: &mut Vec<Selection>) -> Result<(), ApiError> {
         Expr::Paren(p) => walk(&p.expr, out),
         Expr::Unary(u) => walk(&u.expr, out),
         Expr::Binary(b) => {
+            let op = b.op.to_string();
+            if !matches!(op.as_str(), "+" | "-" | "*" | "/" | "%" | "^") {
+                return Err(ApiError::BadData(format!("unsupported operator {op} in {expr}")));
+            }
+            if b.modifier.as_ref().is_some_and(|m| m.matching.is_some() || m.return_bool || m.card.labels().is_some()) {
+                return Err(ApiError::BadData(format!("unsupported vector matching modifier in {expr}")));
+            }
             walk(&b.lhs, out)?;
             walk(&b.rhs, out)
         }
         Expr::VectorSelector(vs) => {
-            out.push(selection(vs, super::DEFAULT_WINDOW_S)?);
+            out.push(selection(vs, None)?);
             Ok(())
+        }
+        Expr::MatrixSelector(ms) => {
+            out.push(selection(&ms.vs, Some(ms.range.as_secs_f64()))?);
+            Ok(())
+        }
+        Expr::Aggregate(a) => {
+            let op = a.op.to_string();
+            if !AGGREGATIONS.contains(&op.as_str()) || a.param.is_some() {
+                return Err(ApiError::BadData(format!("unsupported aggregation {op} in {expr}")));
+            }
+            walk(&a.expr, out)
+        }
+        Expr::Call(c) => {
+            if !FUNCTIONS.contains(&c.func.name) {
+                return Err(ApiError::BadData(format!("unsupported function {}()", c.func.name)));
+            }
+            c.args.args.iter().try_for_each(|a| walk(a, out))
         }
         other => Err(unsupported(other)),
     }
@@ -69,7 +131,7 @@ pub fn unsupported(expr: &Expr) -> ApiError {
     ApiError::BadData(format!("unsupported {what} in {expr}"))
 }
 
-pub fn selection(vs: &VectorSelector, lookback_s: f64) -> Result<Selection, ApiError> {
+pub fn selection(vs: &VectorSelector, range_s: Option<f64>) -> Result<Selection, ApiError> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err(ApiError::BadData(format!("unsupported offset or @ modifier in {vs}")));
     }
@@ -95,7 +157,7 @@ pub fn selection(vs: &VectorSelector, lookback_s: f64) -> Result<Selection, ApiE
         }
     }
     let name = name.ok_or_else(|| ApiError::BadData(format!("a metric name is required in {vs}")))?;
-    Ok(Selection { name, matchers, quantile, lookback_s })
+    Ok(Selection { name, matchers, quantile, range_s })
 }
 
 #[cfg(test)]
@@ -117,6 +179,12 @@ mod tests {
         assert!(!s.matches(&labels[..1]));
         assert_eq!(sel(r#"{__name__="m"}"#).unwrap()[0].name, "m");
         assert!(sel("1 + 1").unwrap().is_empty());
+        let all = sel(r#"histogram_quantile(0.9, sum by (x) (rate(a_count[5m]))) + avg(b{quantile="0.5"})"#).unwrap();
+        assert_eq!(all.iter().map(|s| (s.name.as_str(), s.range_s)).collect::<Vec<_>>(), [("a_count", Some(300.0)), ("b", None)]);
+        assert_eq!(sel(r#"b{quantile="0.5"}[1h]"#).unwrap()[0].range_s, Some(3600.0));
+        assert_eq!(all[0].names(), ["a_count", "a"]);
+        assert_eq!((all[0].field_of("a_count"), all[0].field_of("a")), (Field::Value, Field::Count));
+        assert_eq!(sel("a_sum").unwrap()[0].field_of("a"), Field::Sum);
     }
 
     #[test]
@@ -126,6 +194,10 @@ mod tests {
             (r#"m{quantile="2"}"#, "outside [0, 1]"),
             (r#"m{quantile=~"0.9"}"#, "only supports '='"),
             ("m[5m:1m]", "subquery"),
+            ("topk(3, m)", "aggregation topk"),
+            ("m > 3", "operator >"),
+            ("a / on(x) b", "vector matching"),
+            ("delta(m[5m])", "delta"),
             (r#"label_replace(m, "a", "b", "c", "d")"#, "label_replace"),
         ] {
             let err = sel(q).unwrap_err();

@@ -3,32 +3,37 @@
 use proto::aggregate::Aggregate;
 use proto::point::Kind;
 
-/// Width of the buckets queries read.
-pub const RESOLUTION_S: i64 = 60;
+use super::select::Field;
 
-/// One series and its aggregates around the evaluation time.
+/// One series and its aggregates over the query's time range.
 #[derive(Clone, Debug)]
 pub struct SeriesData {
+    /// The exposed name the selection asked for (`x_count` for the count of
+    /// the series `x`).
     pub prom_name: String,
     /// Exposed label names and values, sorted by name.
     pub labels: Vec<(String, String)>,
     pub kind: Kind,
-    /// (bucket start in unix seconds, aggregate), at [`RESOLUTION_S`].
+    /// Which of the series' numbers the selection reads.
+    pub field: Field,
+    /// (bucket start in unix seconds, aggregate), sorted by start, all of one
+    /// resolution.
     pub buckets: Vec<(i64, Aggregate)>,
 }
 
 impl SeriesData {
-    /// The merge of the buckets that overlap the window (t − w, t]. Buckets
-    /// are whole minutes, so the window is widened to the minutes it touches.
+    /// The merge of the buckets of the window ending at `t`: those that
+    /// start in [t − w, t). Each bucket belongs to the one window that holds
+    /// its start, so consecutive windows of a range query partition the
+    /// buckets and nothing is counted twice.
     pub fn window(&self, t: f64, w: f64) -> Option<Aggregate> {
+        let from = self.buckets.partition_point(|(s, _)| (*s as f64) < t - w);
+        let to = self.buckets.partition_point(|(s, _)| (*s as f64) < t);
         let mut merged: Option<Aggregate> = None;
-        for (start, agg) in &self.buckets {
-            let (start, end) = (*start as f64, (*start + RESOLUTION_S) as f64);
-            if end > t - w && start <= t {
-                match &mut merged {
-                    None => merged = Some(agg.clone()),
-                    Some(m) => m.merge(agg),
-                }
+        for (_, agg) in self.buckets.get(from..to)? {
+            match &mut merged {
+                None => merged = Some(agg.clone()),
+                Some(m) => m.merge(agg),
             }
         }
         merged
@@ -58,16 +63,19 @@ mod tests {
     }
 
     #[test]
-    fn window_merges_overlapping_minutes() {
+    fn a_window_merges_the_buckets_that_start_in_it() {
         let s = SeriesData {
             prom_name: "m".into(),
             labels: vec![],
             kind: Kind::Gauge,
+            field: Field::Value,
             buckets: vec![(0, agg(1.0)), (60, agg(2.0)), (120, agg(3.0)), (300, agg(4.0))],
         };
-        // (90, 150] touches the minutes starting at 60 and 120.
-        assert_eq!(s.window(150.0, 60.0).unwrap().count, 2);
-        assert_eq!(s.window(400.0, 300.0).unwrap().count, 3);
+        // [90, 150) holds the start of the minute at 120 only.
+        assert_eq!(s.window(150.0, 60.0).unwrap().count, 1);
+        // [0, 180) and [180, 360): consecutive windows split the buckets.
+        assert_eq!(s.window(180.0, 180.0).unwrap().count, 3);
+        assert_eq!(s.window(360.0, 180.0).unwrap().count, 1);
         assert!(s.window(1000.0, 60.0).is_none());
     }
 

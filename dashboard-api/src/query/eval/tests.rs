@@ -1,0 +1,189 @@
+//! Evaluation over fixtures: series built from known samples, so every
+//! expected value is computed by hand from those samples.
+
+use super::*;
+use crate::query::{parse, select::selections, Times};
+use proto::point::{Counter, Point, Value as PV};
+
+/// A series with one bucket per (start, samples) at 1-minute resolution.
+fn series(name: &str, kind: Kind, labels: &[(&str, &str)], buckets: &[(i64, &[f64])]) -> SeriesData {
+    let buckets = buckets
+        .iter()
+        .map(|&(start, values)| {
+            let mut a = Aggregate::empty(kind != Kind::Counter, "");
+            for &v in values {
+                let value = if kind == Kind::Counter { PV::Counter(Counter { value: v, ..Default::default() }) } else { PV::Gauge(v) };
+                a.add_point(&Point { time_unix_nano: start as u64 * 1_000_000_000, value: Some(value), ..Default::default() });
+            }
+            (start, a)
+        })
+        .collect();
+    SeriesData {
+        prom_name: name.into(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        kind,
+        field: Field::Value,
+        buckets,
+    }
+}
+
+/// Evaluates `q` at each of `times` over `data`, giving every selection
+/// the series it could be served by (as the store does).
+fn run_at(q: &str, times: Times, data: &[SeriesData]) -> Result<Vec<Value>, ApiError> {
+    let expr = parse(q)?;
+    let sels = selections(&expr)?;
+    let fetched: Vec<(Selection, Vec<SeriesData>)> = sels
+        .into_iter()
+        .map(|s| {
+            let names = s.names();
+            let series = data
+                .iter()
+                .filter(|d| names.contains(&d.prom_name))
+                .map(|d| SeriesData { field: s.field_of(&d.prom_name), prom_name: s.name.clone(), ..d.clone() })
+                .collect();
+            (s, series)
+        })
+        .collect();
+    let env = Env { fetched: &fetched, default_window: times.default_window(), resolution: 60 };
+    times.each().into_iter().map(|t| eval(&expr, t, &env)).collect()
+}
+
+fn run(q: &str, t: f64, data: &[SeriesData]) -> Result<Value, ApiError> {
+    Ok(run_at(q, Times::instant(t), data)?.remove(0))
+}
+
+fn values(v: &Value) -> Vec<(Vec<(&str, &str)>, f64)> {
+    match v {
+        Value::Scalar(x) => vec![(vec![], *x)],
+        Value::Vector(s) => {
+            s.iter().map(|s| (s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(), s.value)).collect()
+        }
+    }
+}
+
+fn latency() -> Vec<SeriesData> {
+    let api: Vec<f64> = (1..=100).map(f64::from).collect();
+    let web: Vec<f64> = (101..=200).map(f64::from).collect();
+    vec![
+        series("lat", Kind::Distribution, &[("route", "/a"), ("service_name", "api")], &[(600, &api[..50]), (660, &api[50..])]),
+        series("lat", Kind::Distribution, &[("route", "/b"), ("service_name", "web")], &[(600, &web)]),
+    ]
+}
+
+#[test]
+fn scalar_arithmetic_for_grafanas_connection_test() {
+    assert_eq!(run("1+1", 4.0, &[]).unwrap(), Value::Scalar(2.0));
+    assert_eq!(run("-(2 * 3) ^ 2", 4.0, &[]).unwrap(), Value::Scalar(-36.0));
+}
+
+#[test]
+fn quantile_of_a_distribution_over_the_default_window() {
+    let v = run(r#"lat{quantile="0.99", service_name="api"}"#, 900.0, &latency()).unwrap();
+    assert_eq!(
+        values(&v),
+        [(vec![("__name__", "lat"), ("quantile", "0.99"), ("route", "/a"), ("service_name", "api")], 99.0)]
+    );
+    // The window [t − 5m, t) at t = 690 holds only the first minute (1..=50).
+    let v = run(r#"lat{quantile="1", service_name="api"}"#, 690.0, &latency()).unwrap();
+    assert_eq!(values(&v)[0].1, 100.0, "the minute starting at 660 starts before 690");
+    let v = run(r#"lat{quantile="1", service_name="api"}"#, 660.0, &latency()).unwrap();
+    assert_eq!(values(&v)[0].1, 50.0);
+}
+
+#[test]
+fn a_range_selector_sets_the_window() {
+    let data = latency();
+    // [660 − 60, 660) vs [720 − 60, 720): one minute each.
+    assert_eq!(values(&run(r#"lat{quantile="0.5",route="/a"}[1m]"#, 720.0, &data).unwrap())[0].1, 75.0);
+    assert_eq!(values(&run(r#"lat{quantile="0.5",route="/a"}[2m]"#, 720.0, &data).unwrap())[0].1, 50.0);
+}
+
+#[test]
+fn aggregating_distributions_merges_histograms() {
+    let data = latency();
+    // The median of 1..=200 is 100; an average of the two medians would be 100.5,
+    // a max of them 150.
+    for q in [r#"sum(lat{quantile="0.5"})"#, r#"max(lat{quantile="0.5"})"#] {
+        assert_eq!(values(&run(q, 900.0, &data).unwrap()), [(vec![], 100.0)], "{q}");
+    }
+    let without = run(r#"avg without (route, service_name) (lat{quantile="0.5"})"#, 900.0, &data).unwrap();
+    assert_eq!(values(&without), [(vec![("quantile", "0.5")], 100.0)]);
+    let by = run(r#"sum by (service_name) (lat{quantile="0.9"})"#, 900.0, &data).unwrap();
+    assert_eq!(values(&by), [(vec![("service_name", "api")], 90.0), (vec![("service_name", "web")], 190.0)]);
+    assert_eq!(values(&run("count(lat)", 900.0, &data).unwrap()), [(vec![], 2.0)]);
+    // histogram_quantile over a merged group, without a quantile label.
+    let hq = run("histogram_quantile(0.25, sum(lat))", 900.0, &data).unwrap();
+    assert_eq!(values(&hq), [(vec![], 50.0)]);
+    let per = run("histogram_quantile(0.99, lat)", 900.0, &data).unwrap();
+    assert_eq!(values(&per), [(vec![("route", "/a"), ("service_name", "api")], 99.0), (vec![("route", "/b"), ("service_name", "web")], 199.0)]);
+    // A distribution without a quantile has no single value.
+    assert_eq!(run("lat", 900.0, &data).unwrap(), Value::Vector(vec![]));
+}
+
+#[test]
+fn float_aggregations() {
+    let data = vec![
+        series("temp", Kind::Gauge, &[("room", "a")], &[(600, &[20.0, 21.0])]),
+        series("temp", Kind::Gauge, &[("room", "b")], &[(600, &[25.0])]),
+    ];
+    assert_eq!(values(&run("temp", 700.0, &data).unwrap()).len(), 2);
+    for (q, want) in [("sum(temp)", 46.0), ("avg(temp)", 23.0), ("min(temp)", 21.0), ("max(temp)", 25.0), ("count(temp)", 2.0)] {
+        assert_eq!(values(&run(q, 700.0, &data).unwrap()), [(vec![], want)], "{q}");
+    }
+    assert_eq!(values(&run("temp * 2 - 1", 700.0, &data).unwrap())[0], (vec![("room", "a")], 41.0));
+    assert_eq!(values(&run("100 / temp", 700.0, &data).unwrap())[1], (vec![("room", "b")], 4.0));
+}
+
+#[test]
+fn rate_and_increase_are_exact_sums_of_the_stored_deltas() {
+    let data = vec![series("requests", Kind::Counter, &[("code", "200")], &[(600, &[3.0, 4.0]), (660, &[5.0]), (720, &[100.0])])];
+    // [780 − 3m, 780) holds all three minutes; no extrapolation.
+    assert_eq!(values(&run("increase(requests[3m])", 780.0, &data).unwrap()), [(vec![("code", "200")], 112.0)]);
+    assert_eq!(values(&run("rate(requests[2m])", 720.0, &data).unwrap()), [(vec![("code", "200")], 12.0 / 120.0)]);
+    assert_eq!(values(&run("sum(rate(requests[3m])) * 60", 780.0, &data).unwrap()), [(vec![], 112.0 / 3.0)]);
+    // A counter alone has no instant value.
+    assert_eq!(run("requests", 780.0, &data).unwrap(), Value::Vector(vec![]));
+    assert!(matches!(run("rate(requests)", 780.0, &data), Err(ApiError::BadData(_))));
+}
+
+#[test]
+fn count_and_sum_of_a_distribution_behave_as_counters() {
+    let data = latency();
+    let count = run("increase(lat_count[10m])", 900.0, &data).unwrap();
+    assert_eq!(values(&count), [(vec![("route", "/a"), ("service_name", "api")], 100.0), (vec![("route", "/b"), ("service_name", "web")], 100.0)]);
+    let mean = run("sum(rate(lat_sum[10m])) / sum(rate(lat_count[10m]))", 900.0, &data).unwrap();
+    assert_eq!(values(&mean), [(vec![], 100.5)]);
+}
+
+#[test]
+fn a_range_query_evaluates_each_step_over_its_own_window() {
+    let data = vec![series("requests", Kind::Counter, &[], &[(600, &[1.0]), (660, &[2.0]), (720, &[4.0])])];
+    let steps = run_at("increase(requests[1m])", Times::range(660.0, 780.0, 60.0).unwrap(), &data).unwrap();
+    let got: Vec<f64> = steps.iter().map(|v| values(v)[0].1).collect();
+    assert_eq!(got, [1.0, 2.0, 4.0], "each minute once");
+    // Without a range the window is the step: the same partition.
+    let steps = run_at("sum(lat_count)", Times::range(660.0, 720.0, 60.0).unwrap(), &latency()).unwrap();
+    assert_eq!(steps, [Value::Vector(vec![]), Value::Vector(vec![])], "counters need rate()");
+    let steps = run_at(r#"max(lat{quantile="1"})"#, Times::range(660.0, 720.0, 60.0).unwrap(), &latency()).unwrap();
+    assert_eq!(steps.iter().map(|v| values(v)[0].1).collect::<Vec<_>>(), [200.0, 100.0]);
+}
+
+#[test]
+fn a_summarys_own_quantile_label_selects_instead_of_computing() {
+    let data = vec![
+        series("rpc", Kind::Gauge, &[("quantile", "0.5")], &[(600, &[12.0])]),
+        series("rpc", Kind::Gauge, &[("quantile", "0.99")], &[(600, &[80.0])]),
+    ];
+    assert_eq!(values(&run(r#"rpc{quantile="0.99"}"#, 700.0, &data).unwrap()), [(vec![("__name__", "rpc"), ("quantile", "0.99")], 80.0)]);
+    assert_eq!(values(&run("rpc", 700.0, &data).unwrap()).len(), 2);
+}
+
+#[test]
+fn vector_matching_is_one_to_one_on_labels() {
+    let data = vec![
+        series("a", Kind::Gauge, &[("x", "1")], &[(600, &[6.0])]),
+        series("a", Kind::Gauge, &[("x", "2")], &[(600, &[8.0])]),
+        series("b", Kind::Gauge, &[("x", "1")], &[(600, &[3.0])]),
+    ];
+    assert_eq!(values(&run("a / b", 700.0, &data).unwrap()), [(vec![("x", "1")], 2.0)]);
+}
