@@ -12,12 +12,12 @@ pub fn success(data: serde_json::Value) -> serde_json::Value {
 /// The `data` of an instant query.
 pub fn instant(value: &Value, t: f64) -> serde_json::Value {
     match value {
-        Value::Scalar(v) => json!({ "resultType": "scalar", "result": [t, format_value(*v)] }),
+        Value::Scalar(v) => json!({ "resultType": "scalar", "result": [time(t), format_value(*v)] }),
         Value::Vector(samples) => json!({
             "resultType": "vector",
             "result": samples.iter().map(|s| json!({
                 "metric": metric(&s.labels),
-                "value": [t, format_value(s.value)],
+                "value": [time(t), format_value(s.value)],
             })).collect::<Vec<_>>(),
         }),
     }
@@ -34,10 +34,10 @@ pub fn matrix(steps: &[(f64, Value)]) -> serde_json::Value {
     let mut series: BTreeMap<Labels, Vec<serde_json::Value>> = BTreeMap::new();
     for (t, value) in steps {
         match value {
-            Value::Scalar(v) => series.entry(Vec::new()).or_default().push(json!([t, format_value(*v)])),
+            Value::Scalar(v) => series.entry(Vec::new()).or_default().push(json!([time(*t), format_value(*v)])),
             Value::Vector(samples) => {
                 for s in samples {
-                    series.entry(s.labels.clone()).or_default().push(json!([t, format_value(s.value)]));
+                    series.entry(s.labels.clone()).or_default().push(json!([time(*t), format_value(s.value)]));
                 }
             }
         }
@@ -46,6 +46,16 @@ pub fn matrix(steps: &[(f64, Value)]) -> serde_json::Value {
         "resultType": "matrix",
         "result": series.iter().map(|(labels, values)| json!({ "metric": metric(labels), "values": values })).collect::<Vec<_>>(),
     })
+}
+
+/// A sample time as Prometheus writes it: unix seconds, a whole number
+/// when whole, else with millisecond precision.
+pub fn time(t: f64) -> serde_json::Value {
+    if t.fract() == 0.0 && t.abs() < 9e15 {
+        json!(t as i64)
+    } else {
+        json!((t * 1000.0).round() / 1000.0)
+    }
 }
 
 /// Sample values are strings in Prometheus' API, spelled as Go's
@@ -67,7 +77,7 @@ mod tests {
 
     #[test]
     fn envelopes() {
-        assert_eq!(success(instant(&Value::Scalar(2.0), 4.0)), json!({"status":"success","data":{"resultType":"scalar","result":[4.0,"2"]}}));
+        assert_eq!(success(instant(&Value::Scalar(2.0), 4.0)), json!({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}}));
         let v = Value::Vector(vec![Sample { labels: vec![("__name__".into(), "m".into())], value: 0.25 }]);
         assert_eq!(instant(&v, 10.5), json!({"resultType":"vector","result":[{"metric":{"__name__":"m"},"value":[10.5,"0.25"]}]}));
     }
@@ -76,8 +86,14 @@ mod tests {
     fn a_matrix_groups_steps_by_series() {
         let a = |v: f64| Sample { labels: vec![("x".into(), "a".into())], value: v };
         let steps = vec![(60.0, Value::Vector(vec![a(1.0)])), (120.0, Value::Vector(vec![a(2.5)])), (180.0, Value::Vector(vec![]))];
-        assert_eq!(matrix(&steps), json!({"resultType":"matrix","result":[{"metric":{"x":"a"},"values":[[60.0,"1"],[120.0,"2.5"]]}]}));
-        assert_eq!(matrix(&[(4.0, Value::Scalar(2.0))]), json!({"resultType":"matrix","result":[{"metric":{},"values":[[4.0,"2"]]}]}));
+        assert_eq!(matrix(&steps), json!({"resultType":"matrix","result":[{"metric":{"x":"a"},"values":[[60,"1"],[120,"2.5"]]}]}));
+        assert_eq!(matrix(&[(4.0, Value::Scalar(2.0))]), json!({"resultType":"matrix","result":[{"metric":{},"values":[[4,"2"]]}]}));
+    }
+
+    #[test]
+    fn times_are_whole_seconds_or_milliseconds() {
+        assert_eq!(time(1_700_000_000.0), json!(1_700_000_000));
+        assert_eq!(time(1.2345), json!(1.235));
     }
 
     #[test]

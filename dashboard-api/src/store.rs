@@ -19,6 +19,30 @@ fn unavailable(e: worker::Error) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
+/// Runs a read, retrying twice after a short pause if D1 fails: reads are
+/// idempotent, and D1 reports transient failures (a busy database, a lost
+/// connection) as errors worth retrying. What is still failing is
+/// `unavailable` (503), which clients retry later.
+async fn read<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = worker::Result<T>>,
+{
+    let mut pause_ms = 50;
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries == 2 => return Err(unavailable(e)),
+            Err(_) => {
+                tries += 1;
+                worker::Delay::from(std::time::Duration::from_millis(pause_ms)).await;
+                pause_ms *= 4;
+            }
+        }
+    }
+}
+
 /// The tenant's series selected by `sel` (at most `max_series`, else an
 /// error), with their aggregates at `resolution` whose buckets start in
 /// [from_s, to_s).
@@ -45,15 +69,7 @@ pub async fn fetch(
     );
     let mut params: Vec<JsValue> = vec![tenant.into()];
     params.extend(names.iter().map(|n| JsValue::from(n.as_str())));
-    let rows = db
-        .prepare(sql)
-        .bind(&params)
-        .map_err(unavailable)?
-        .all()
-        .await
-        .map_err(unavailable)?
-        .results::<SeriesRow>()
-        .map_err(unavailable)?;
+    let rows = read(|| async { db.prepare(&sql).bind(&params)?.all().await?.results::<SeriesRow>() }).await?;
     let mut series: Vec<(i64, SeriesData)> = rows
         .into_iter()
         .filter_map(|r| {
@@ -84,7 +100,7 @@ pub async fn fetch(
         #[serde(flatten)]
         row: Row,
     }
-    let mut statements = Vec::new();
+    let mut queries = Vec::new();
     for chunk in series.chunks(MAX_PARAMS - 3) {
         let sql = format!(
             "SELECT series_id, bucket_start, count, sum, min, max, last, last_time_ms, samples FROM aggregates \
@@ -95,11 +111,16 @@ pub async fn fetch(
         let mut params: Vec<JsValue> =
             vec![JsValue::from_f64(resolution as f64), JsValue::from_f64(from_s.floor()), JsValue::from_f64(to_s.ceil())];
         params.extend(chunk.iter().map(|(id, _)| JsValue::from_f64(*id as f64)));
-        statements.push(db.prepare(sql).bind(&params).map_err(unavailable)?);
+        queries.push((sql, params));
     }
+    let results = read(|| async {
+        let statements = queries.iter().map(|(sql, params)| db.prepare(sql).bind(params)).collect::<worker::Result<Vec<_>>>()?;
+        db.batch(statements).await?.iter().map(|r| r.results::<AggRow>()).collect::<worker::Result<Vec<_>>>()
+    })
+    .await?;
     let index: HashMap<i64, usize> = series.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
-    for result in db.batch(statements).await.map_err(unavailable)? {
-        for r in result.results::<AggRow>().map_err(unavailable)? {
+    for rows in results {
+        for r in rows {
             let agg = Aggregate::from_row(&r.row).map_err(|e| ApiError::Execution(e.to_string()))?;
             if let Some(&i) = index.get(&(r.series_id as i64)) {
                 series[i].1.buckets.push((r.bucket_start as i64, agg));
@@ -118,15 +139,8 @@ pub async fn catalog(db: &D1Database, tenant: &str) -> Result<Vec<Entry>, ApiErr
         kind: String,
         unit: String,
     }
-    let rows = db
-        .prepare("SELECT prom_name, labels, kind, unit FROM series WHERE tenant = ?1 ORDER BY prom_name, labels")
-        .bind(&[tenant.into()])
-        .map_err(unavailable)?
-        .all()
-        .await
-        .map_err(unavailable)?
-        .results::<CatalogRow>()
-        .map_err(unavailable)?;
+    let sql = "SELECT prom_name, labels, kind, unit FROM series WHERE tenant = ?1 ORDER BY prom_name, labels";
+    let rows = read(|| async { db.prepare(sql).bind(&[tenant.into()])?.all().await?.results::<CatalogRow>() }).await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| Some(Entry { name: r.prom_name, labels: labels_from_json(&r.labels), kind: Kind::parse(&r.kind)?, unit: r.unit }))

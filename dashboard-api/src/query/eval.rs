@@ -69,7 +69,7 @@ pub struct Env<'a> {
 /// Evaluates `expr` at unix time `t`.
 pub fn eval(expr: &Expr, t: f64, env: &Env) -> Result<Value, ApiError> {
     let mut next = 0;
-    Ok(match eval_at(expr, t, env, &mut next)? {
+    Ok(match eval_at(expr, t, env, &mut next, false)? {
         Inner::Scalar(v) => Value::Scalar(v),
         Inner::Vector(elems) => {
             let mut samples = numbers(elems);
@@ -79,31 +79,33 @@ pub fn eval(expr: &Expr, t: f64, env: &Env) -> Result<Value, ApiError> {
     })
 }
 
-fn eval_at(expr: &Expr, t: f64, env: &Env, next: &mut usize) -> Result<Inner, ApiError> {
+/// `samples`: inside histogram_quantile(), where a gauge stands for the
+/// histogram of its samples rather than its latest value.
+fn eval_at(expr: &Expr, t: f64, env: &Env, next: &mut usize, samples: bool) -> Result<Inner, ApiError> {
     match expr {
         Expr::NumberLiteral(n) => Ok(Inner::Scalar(n.val)),
-        Expr::Paren(p) => eval_at(&p.expr, t, env, next),
-        Expr::Unary(u) => match eval_at(&u.expr, t, env, next)? {
+        Expr::Paren(p) => eval_at(&p.expr, t, env, next, samples),
+        Expr::Unary(u) => match eval_at(&u.expr, t, env, next, samples)? {
             Inner::Scalar(v) => Ok(Inner::Scalar(-v)),
             Inner::Vector(elems) => Ok(floats(numbers(elems).into_iter().map(|s| (without_name(s.labels), -s.value)))),
         },
         Expr::Binary(b) => {
-            let lhs = eval_at(&b.lhs, t, env, next)?;
-            let rhs = eval_at(&b.rhs, t, env, next)?;
+            let lhs = eval_at(&b.lhs, t, env, next, samples)?;
+            let rhs = eval_at(&b.rhs, t, env, next, samples)?;
             binary(&b.op.to_string(), lhs, rhs)
         }
         Expr::VectorSelector(_) => {
             let (sel, series) = take(env, next)?;
-            Ok(Inner::Vector(instant(sel, series, t, super::window(None, env.default_window, env.resolution))))
+            Ok(Inner::Vector(instant(sel, series, t, super::window(None, env.default_window, env.resolution), samples)))
         }
         // Outside rate() and increase(), a range sets the window a
         // distribution's quantile is read over.
         Expr::MatrixSelector(ms) => {
             let (sel, series) = take(env, next)?;
             let w = super::window(Some(ms.range.as_secs_f64()), env.default_window, env.resolution);
-            Ok(Inner::Vector(instant(sel, series, t, w)))
+            Ok(Inner::Vector(instant(sel, series, t, w, samples)))
         }
-        Expr::Aggregate(a) => aggregate(a, eval_at(&a.expr, t, env, next)?),
+        Expr::Aggregate(a) => aggregate(a, eval_at(&a.expr, t, env, next, samples)?),
         Expr::Call(c) => call(c, t, env, next),
         other => Err(super::select::unsupported(other)),
     }
@@ -119,7 +121,7 @@ fn take<'a>(env: &'a Env, next: &mut usize) -> Result<(&'a Selection, &'a [Serie
 /// value, a summary's own quantile series, or the samples of a distribution
 /// (or gauge) for a quantile. Counters (and `_count`, `_sum`) are read
 /// through rate() and increase().
-fn instant(sel: &Selection, series: &[SeriesData], t: f64, w: f64) -> Vec<Elem> {
+fn instant(sel: &Selection, series: &[SeriesData], t: f64, w: f64, samples: bool) -> Vec<Elem> {
     let mut out = Vec::new();
     for s in series.iter().filter(|s| s.field == Field::Value && sel.matches(&s.labels)) {
         let Some(agg) = s.window(t, w) else { continue };
@@ -137,8 +139,8 @@ fn instant(sel: &Selection, series: &[SeriesData], t: f64, w: f64) -> Vec<Elem> 
                     labels.push((QUANTILE.to_string(), text.clone()));
                     Num::Dist { agg: Box::new(agg), phi: Some(*phi) }
                 }
-                (None, Kind::Gauge) => Num::Float(agg.last),
-                (None, Kind::Distribution) => Num::Dist { agg: Box::new(agg), phi: None },
+                (None, Kind::Gauge) if !samples => Num::Float(agg.last),
+                (None, Kind::Gauge | Kind::Distribution) => Num::Dist { agg: Box::new(agg), phi: None },
                 _ => continue,
             }
         };
@@ -172,10 +174,10 @@ fn call(c: &Call, t: f64, env: &Env, next: &mut usize) -> Result<Inner, ApiError
             let (Some(phi), Some(v)) = (args.first(), args.get(1)) else {
                 return Err(ApiError::BadData(format!("histogram_quantile() takes a quantile and a vector, in {c}")));
             };
-            let Inner::Scalar(phi) = eval_at(phi, t, env, next)? else {
+            let Inner::Scalar(phi) = eval_at(phi, t, env, next, false)? else {
                 return Err(ApiError::BadData(format!("the quantile of histogram_quantile() must be a scalar, in {c}")));
             };
-            let Inner::Vector(elems) = eval_at(v, t, env, next)? else {
+            let Inner::Vector(elems) = eval_at(v, t, env, next, true)? else {
                 return Err(ApiError::BadData(format!("histogram_quantile() needs a vector, in {c}")));
             };
             let mut out = Vec::new();

@@ -131,6 +131,8 @@ fn float_aggregations() {
         assert_eq!(values(&run(q, 700.0, &data).unwrap()), [(vec![], want)], "{q}");
     }
     assert_eq!(values(&run("temp * 2 - 1", 700.0, &data).unwrap())[0], (vec![("room", "a")], 41.0));
+    // Inside histogram_quantile a gauge is the histogram of its samples.
+    assert_eq!(values(&run("histogram_quantile(0.5, sum(temp))", 700.0, &data).unwrap()), [(vec![], 21.0)]);
     assert_eq!(values(&run("100 / temp", 700.0, &data).unwrap())[1], (vec![("room", "b")], 4.0));
 }
 
