@@ -4,7 +4,8 @@
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::query::{self, eval, select, Times};
-use crate::{catalog, prom, store};
+use crate::{catalog, json_api, prom, store};
+use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::Expr;
 use worker::D1Database;
 
@@ -82,6 +83,37 @@ pub async fn label_values(db: &D1Database, tenant: &str, label: &str, params: &P
 /// `/api/v1/metadata`, of every metric or of `metric`.
 pub async fn metadata(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     Ok(prom::success(catalog::metadata(&store::catalog(db, tenant).await?, params.get("metric"))))
+}
+
+/// `GET /api/v1/json/metrics`.
+pub async fn json_metrics(db: &D1Database, tenant: &str) -> Result<serde_json::Value, ApiError> {
+    Ok(json_api::metrics(&store::catalog(db, tenant).await?))
+}
+
+/// `GET /api/v1/json/series?metric=…`.
+pub async fn json_series(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+    Ok(json_api::series(&store::catalog(db, tenant).await?, params.required("metric")?))
+}
+
+/// `GET /api/v1/json/percentiles?metric=…&quantiles=…&start=…&end=…&step=…&label.<name>=<value>`:
+/// by default the last hour at a one-minute step, quantiles 0.5, 0.9, 0.99.
+pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, now: f64) -> Result<serde_json::Value, ApiError> {
+    let metric = params.required("metric")?;
+    let quantiles = json_api::parse_quantiles(params.get("quantiles").unwrap_or("0.5,0.9,0.99"))?;
+    let step = if params.get("step").is_some() { params.duration("step")? } else { 60.0 };
+    let end = params.time("end", now)?;
+    let start = params.time("start", end - 3600.0)?;
+    let times = Times::range(start, end, step)?;
+    let matchers = params
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("label.").map(|name| Matcher::new(MatchOp::Equal, name, v)))
+        .collect();
+    let sel = select::Selection { name: metric.to_owned(), matchers, quantile: None, range_s: None };
+    let resolution = times.resolution(&[step]);
+    let from = times.start - query::window(None, step, resolution);
+    let series = store::fetch(db, tenant, &sel, resolution, from, times.end, MAX_SERIES_PER_QUERY).await?;
+    let series: Vec<_> = series.into_iter().filter(|s| s.field == select::Field::Value).collect();
+    Ok(json_api::percentiles(metric, &series, &times, &quantiles))
 }
 
 /// `GET /api/v1/status/buildinfo`, which Grafana reads to learn the flavour.

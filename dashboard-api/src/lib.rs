@@ -8,6 +8,7 @@
 pub mod api;
 pub mod catalog;
 pub mod error;
+pub mod json_api;
 pub mod params;
 pub mod prom;
 pub mod query;
@@ -58,6 +59,9 @@ async fn route(req: &mut Request, env: &Env) -> Result<serde_json::Value, ApiErr
             api::label_values(&db, &tenant, label, &params).await
         }
         (Method::Get, "/api/v1/status/buildinfo") => Ok(api::buildinfo()),
+        (Method::Get, "/api/v1/json/metrics") => api::json_metrics(&db, &tenant).await,
+        (Method::Get, "/api/v1/json/series") => api::json_series(&db, &tenant, &params).await,
+        (Method::Get, "/api/v1/json/percentiles") => api::json_percentiles(&db, &tenant, &params, now).await,
         _ => Err(ApiError::NotFound(path)),
     }
 }

@@ -115,16 +115,38 @@ fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     assert_eq!(md["data"][&lat_name][0]["type"], "gauge");
     assert_eq!(md["data"].as_object().map(|o| o.len()), Some(1), "{md}");
 
+    // The JSON API: percentiles per step of one route, sorted by time.
+    let j = api(
+        &stack,
+        DEV_READ_KEY,
+        &format!("/api/v1/json/percentiles?metric={lat_name}&quantiles=0.5,0.99&start={}&end={}&step=60&label.route=%2Fb", m0 + 60, m0 + 120),
+    )?;
+    assert_eq!(j["series"].as_array().map(Vec::len), Some(1), "{j}");
+    assert_eq!(j["series"][0]["labels"], json!({ "route": "/b" }));
+    let points = &j["series"][0]["points"];
+    assert_eq!(points.as_array().map(Vec::len), Some(2), "{j}");
+    assert_eq!((points[0]["t"].clone(), points[1]["t"].clone()), (json!(m0 + 60), json!(m0 + 120)));
+    assert_eq!(points[0]["count"], 100);
+    assert_eq!(points[0]["quantiles"], json!({ "0.5": 150.0, "0.99": 199.0 }));
+    let metrics = api(&stack, DEV_READ_KEY, "/api/v1/json/metrics")?;
+    let mine = metrics["metrics"].as_array().unwrap().iter().find(|m| m["name"] == lat_name.as_str()).cloned();
+    assert_eq!(mine, Some(json!({ "name": lat_name, "kind": "gauge", "unit": "ms", "series": 2 })), "the other tenant's series are not counted");
+    let listed = api(&stack, DEV_READ_KEY, &format!("/api/v1/json/series?metric={lat_name}"))?;
+    assert_eq!(listed["series"], json!([{ "route": "/a" }, { "route": "/b" }]));
+
     // Tenant isolation: whatever the matchers, a key sees its tenant only.
     for path in [
         "/api/v1/label/route/values".to_string(),
         format!("/api/v1/series?match[]={}", encode(r#"{__name__=~".+"}"#)),
         format!("/api/v1/series?match[]={}", encode(r#"{route="/secret"}"#)),
         "/api/v1/labels".to_string(),
+        format!("/api/v1/json/series?metric={lat_name}"),
+        format!("/api/v1/json/percentiles?metric={lat_name}&quantiles=1&start={}&end={}&step=60&label.route=%2Fsecret", m0, m0 + 120),
         format!("/api/v1/query?query={}&time={}", encode(&format!(r#"{lat_name}{{quantile="1"}}[10m]"#)), m0 + 120),
     ] {
         let body = api(&stack, DEV_READ_KEY, &path)?.to_string();
-        assert!(!body.contains("/secret") && !body.contains("5000"), "{path} leaks the other tenant: {body}");
+        let leaked = body.contains("/secret") || body.contains(r#""5000""#) || body.contains("5000.0");
+        assert!(!leaked, "{path} leaks the other tenant: {body}");
     }
     let theirs = api(&stack, OTHER_READ_KEY, "/api/v1/label/route/values")?;
     assert_eq!(theirs["data"], json!(["/secret"]));
