@@ -61,11 +61,13 @@ pub(crate) fn settle(group: u32) -> Result<f64> {
     }
 }
 
-pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
+/// Builds what is missing and starts a stack for a benchmark on a fresh
+/// state folder under `target/<name>`, with the dev ingest key and `vars`.
+pub(crate) fn fresh_stack(name: &str, port_offset: u16, vars: Vec<(&'static str, String, String)>) -> Result<Stack> {
     let root = root();
     let tools = tools::ensure(&root)?;
     workers::build_all(&root, &tools)?;
-    let work = root.join("target/bench");
+    let work = root.join("target").join(name);
     let state = work.join("state");
     if state.exists() {
         std::fs::remove_dir_all(&state)?;
@@ -75,13 +77,17 @@ pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
     step("starting the stack");
     let opts = Options {
         state,
-        port_offset: PORT_OFFSET,
+        port_offset,
         ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}"}}"#),
         read_keys: "{}".into(),
-        vars: Vec::new(),
+        vars,
         logs: Logs::Files(work.join("logs")),
     };
-    let stack = Stack::start(&root, &opts)?;
+    Stack::start(&root, &opts)
+}
+
+pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
+    let stack = fresh_stack("bench", PORT_OFFSET, Vec::new())?;
     let group = stack.group_of("ingest").context("the ingest process")?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
 

@@ -8,9 +8,9 @@
 //! so its CPU is charged to the run: the figure is an upper bound on the
 //! Worker's own CPU time.
 
-use crate::bench::{send, settle};
-use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_TENANT};
-use crate::{root, step, tools, workers};
+use crate::bench::{fresh_stack, send, settle};
+use crate::stack::{self, Stack};
+use crate::step;
 use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,30 +60,12 @@ pub fn run(points: usize) -> Result<()> {
     if points < POINTS_PER_REQUEST {
         bail!("--points must be at least {POINTS_PER_REQUEST}");
     }
-    let root = root();
-    let tools = tools::ensure(&root)?;
-    workers::build_all(&root, &tools)?;
-    let work = root.join("target/bench-rollup");
-    let state = work.join("state");
-    if state.exists() {
-        std::fs::remove_dir_all(&state)?;
-    }
-    stack::migrate(&root, &state)?;
-    stack::stop_on_signals()?;
-    step("starting the stack");
-    let opts = Options {
-        state,
-        port_offset: PORT_OFFSET,
-        ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}"}}"#),
-        read_keys: "{}".into(),
-        vars: vec![
-            ("rollup", "MAX_POINTS_PER_RUN".into(), (points * 2).to_string()),
-            ("rollup", "MAX_ARCHIVES_PER_RUN".into(), "10000".into()),
-            ("rollup", "MAX_RUN_MS".into(), "3600000".into()),
-        ],
-        logs: Logs::Files(work.join("logs")),
-    };
-    let stack = Stack::start(&root, &opts)?;
+    let vars = vec![
+        ("rollup", "MAX_POINTS_PER_RUN".into(), (points * 2).to_string()),
+        ("rollup", "MAX_ARCHIVES_PER_RUN".into(), "10000".into()),
+        ("rollup", "MAX_RUN_MS".into(), "3600000".into()),
+    ];
+    let stack = fresh_stack("bench-rollup", PORT_OFFSET, vars)?;
     let group = stack.group_of("rollup").context("the rollup process")?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(900)).build();
     // A first run on an empty bucket warms the isolate up.
