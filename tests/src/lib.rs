@@ -219,6 +219,31 @@ pub fn post_metrics_json(stack: &Stack, body: &str) -> Result<Reply> {
     )
 }
 
+/// Posts gauge samples of `metric` in `unit`, one per (unix seconds, value),
+/// as OTLP/JSON with the dev ingest key, and fails unless every point was
+/// accepted.
+pub fn post_gauge(stack: &Stack, metric: &str, unit: &str, points: &[(u64, f64)]) -> Result<()> {
+    let data: Vec<_> = points
+        .iter()
+        .map(|&(t, v)| serde_json::json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v }))
+        .collect();
+    let body = serde_json::json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
+        { "name": metric, "unit": unit, "gauge": { "dataPoints": data } } ] }] }] });
+    let r = post_metrics_json(stack, &body.to_string())?;
+    anyhow::ensure!(r.status == 200 && !r.text().contains("rejectedDataPoints"), "ingest answered {}: {}", r.status, r.text());
+    Ok(())
+}
+
+/// Points of the dev tenant's `metric` counted in its buckets of
+/// `resolution` seconds (0 before any).
+pub fn counted(metric: &str, resolution: u32) -> Result<f64> {
+    let sql = format!(
+        "SELECT SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
+         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = {resolution}"
+    );
+    Ok(d1(&sql)?.first().and_then(|r| r["n"].as_f64()).unwrap_or(0.0))
+}
+
 /// Percent-encodes a query parameter value.
 pub fn encode(s: &str) -> String {
     s.bytes()

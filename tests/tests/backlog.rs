@@ -8,14 +8,6 @@ use std::time::Duration;
 const ARCHIVES: u64 = 5;
 const POINTS_PER_ARCHIVE: u64 = 1500;
 
-fn counted(metric: &str) -> anyhow::Result<f64> {
-    let sql = format!(
-        "SELECT SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
-         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 3600"
-    );
-    Ok(d1(&sql)?.first().and_then(|r| r["n"].as_f64()).unwrap_or(0.0))
-}
-
 #[test]
 fn a_backlog_beyond_one_runs_budget_drains_over_several_runs() -> anyhow::Result<()> {
     assert!(ARCHIVES * POINTS_PER_ARCHIVE > 2 * MAX_POINTS_PER_RUN, "the backlog must exceed one run");
@@ -47,7 +39,7 @@ fn a_backlog_beyond_one_runs_budget_drains_over_several_runs() -> anyhow::Result
         Ok(keys.iter().all(|k| applied.contains(k)).then_some(()))
     });
     runs?;
-    assert_eq!(counted(&metric)?, (ARCHIVES * POINTS_PER_ARCHIVE) as f64, "every point counted once");
+    assert_eq!(counted(&metric, 3600)?, (ARCHIVES * POINTS_PER_ARCHIVE) as f64, "every point counted once");
     let drained = rollup_until(&stack, Duration::from_secs(60), || {
         let last = last_run(&stack)?;
         Ok((last["backlog"] == 0).then_some(last))

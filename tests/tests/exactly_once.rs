@@ -8,14 +8,6 @@ use std::time::Duration;
 
 const POINTS: usize = 40;
 
-fn counted(metric: &str) -> anyhow::Result<f64> {
-    let sql = format!(
-        "SELECT SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
-         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 60"
-    );
-    Ok(d1(&sql)?.first().and_then(|r| r["n"].as_f64()).unwrap_or(0.0))
-}
-
 #[test]
 fn duplicates_retries_and_concurrent_runs_count_once() -> anyhow::Result<()> {
     let stack = stack();
@@ -36,7 +28,7 @@ fn duplicates_retries_and_concurrent_runs_count_once() -> anyhow::Result<()> {
     };
     send()?;
     let n = rollup_until(&stack, Duration::from_secs(60), || {
-        let n = counted(&metric)?;
+        let n = counted(&metric, 60)?;
         Ok((n >= POINTS as f64).then_some(n))
     })?;
     assert_eq!(n, POINTS as f64);
@@ -77,7 +69,7 @@ fn duplicates_retries_and_concurrent_runs_count_once() -> anyhow::Result<()> {
         Ok((with_metric >= 2).then_some(()))
     })?;
     run_rollup(&stack)?;
-    assert_eq!(counted(&metric)?, POINTS as f64, "every point still counted once");
+    assert_eq!(counted(&metric, 60)?, POINTS as f64, "every point still counted once");
     let batches = d1(&format!(
         "SELECT COUNT(*) AS n FROM processed_batches WHERE archive_key = '{original}'"
     ))?;

@@ -3,7 +3,6 @@
 //! and merge into what is there; a bucket past its retention is not written.
 
 use e2e::*;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -42,20 +41,6 @@ fn expected(points: &[(u64, f64)], minute_cutoff: u64) -> BTreeMap<(u64, u64), (
     out
 }
 
-fn send(stack: &Stack, metric: &str, points: &[(u64, f64)]) -> anyhow::Result<()> {
-    let data: Vec<_> = points
-        .iter()
-        .map(|&(t, v)| json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v }))
-        .collect();
-    let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
-        { "name": metric, "unit": "ms", "gauge": { "dataPoints": data } } ] }] }] })
-    .to_string();
-    let r = post_metrics_json(stack, &body)?;
-    anyhow::ensure!(r.status == 200, "ingest answered {}: {}", r.status, r.text());
-    anyhow::ensure!(!r.text().contains("rejectedDataPoints"), "ingest rejected points: {}", r.text());
-    Ok(())
-}
-
 #[test]
 fn late_points_land_in_the_right_bucket_of_every_resolution() -> anyhow::Result<()> {
     let stack = stack();
@@ -64,7 +49,7 @@ fn late_points_land_in_the_right_bucket_of_every_resolution() -> anyhow::Result<
     // The minute retention is two days (wrangler.toml).
     let minute_cutoff = now - 2 * DAY;
     let first = vec![(now - 3 * HOUR, 1.0), (now - 30, 2.0)];
-    send(&stack, &metric, &first)?;
+    post_gauge(&stack, &metric, "ms", &first)?;
     let want = expected(&first, minute_cutoff);
     rollup_until(&stack, Duration::from_secs(60), || Ok((rows(&metric)? == want).then_some(())))
         .map_err(|e| anyhow::anyhow!("{e}: rows {:?}, expected {want:?}", rows(&metric)))?;
@@ -73,7 +58,7 @@ fn late_points_land_in_the_right_bucket_of_every_resolution() -> anyhow::Result<
     // another minute of that hour, one from yesterday and one three days old,
     // whose minute is past retention but whose hour and day are kept.
     let late = vec![(now - 3 * HOUR + 1, 10.0), (now - 3 * HOUR - 600, 20.0), (now - DAY - 7, 30.0), (now - 3 * DAY, 40.0)];
-    send(&stack, &metric, &late)?;
+    post_gauge(&stack, &metric, "ms", &late)?;
     let all: Vec<(u64, f64)> = first.iter().chain(&late).copied().collect();
     let want = expected(&all, minute_cutoff);
     assert!(!want.contains_key(&(60, (now - 3 * DAY) - (now - 3 * DAY) % 60)));

@@ -18,19 +18,15 @@ fn a_run_applies_nothing_while_another_holds_the_lease() -> anyhow::Result<()> {
         { "name": metric, "gauge": { "dataPoints": [{ "asDouble": 1.5 }, { "asDouble": 2.5 }] } } ] }] }] });
     let r = post_metrics_json(&stack, &body.to_string())?;
     assert_eq!(r.status, 200, "{}", r.text());
-    let counted = format!(
-        "SELECT COALESCE(SUM(a.count), 0) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
-         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 60"
-    );
     // Long enough for the consumer to have written the archive.
     for _ in 0..4 {
         std::thread::sleep(Duration::from_millis(1000));
         run_rollup(&stack)?;
     }
-    assert_eq!(d1(&counted)?[0]["n"], 0.0, "nothing applied under another run's lease");
+    assert_eq!(counted(&metric, 60)?, 0.0, "nothing applied under another run's lease");
 
     d1("DELETE FROM rollup_lease WHERE holder = 'e2e-other-run'")?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((d1(&counted)?[0]["n"] == 2.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 2.0).then_some(())))?;
     let status = get(&format!("{}/status", stack.rollup), &[])?.json();
     let last = &status["last_run"];
     assert_eq!(last["outcome"], "ok", "{status}");

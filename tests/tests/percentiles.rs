@@ -4,7 +4,6 @@
 //! through ingest, archives, the rollup's merges and D1.
 
 use e2e::*;
-use serde_json::json;
 use std::time::Duration;
 
 /// The bound documented in proto::aggregate.
@@ -37,17 +36,6 @@ fn exact(sorted: &[f64], phi: f64) -> f64 {
     sorted[rank - 1]
 }
 
-fn send(stack: &Stack, metric: &str, unit: &str, points: &[(u64, f64)]) -> anyhow::Result<()> {
-    let data: Vec<_> =
-        points.iter().map(|&(t, v)| json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v })).collect();
-    let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
-        { "name": metric, "unit": unit, "gauge": { "dataPoints": data } } ] }] }] })
-    .to_string();
-    let r = post_metrics_json(stack, &body)?;
-    anyhow::ensure!(r.status == 200 && !r.text().contains("rejectedDataPoints"), "ingest answered {}: {}", r.status, r.text());
-    Ok(())
-}
-
 fn quantile(stack: &Stack, metric: &str, phi: f64, t: u64) -> anyhow::Result<Option<f64>> {
     let name = proto::names::prom_name(metric);
     let r = instant_query(stack, &format!(r#"{name}{{quantile="{phi}"}}"#), t as f64)?;
@@ -59,13 +47,7 @@ fn quantile(stack: &Stack, metric: &str, phi: f64, t: u64) -> anyhow::Result<Opt
 fn check(stack: &Stack, metric: &str, values: &mut [f64], t: u64) -> anyhow::Result<()> {
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    rollup_until(stack, Duration::from_secs(60), || {
-        let sql = format!(
-            "SELECT SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
-             WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 60"
-        );
-        Ok((d1(&sql)?.first().and_then(|r| r["n"].as_f64()) == Some(n as f64)).then_some(()))
-    })?;
+    rollup_until(stack, Duration::from_secs(60), || Ok((counted(metric, 60)? == n as f64).then_some(())))?;
     for phi in QUANTILES {
         let want = exact(values, phi);
         let got = quantile(stack, metric, phi, t)?.ok_or_else(|| anyhow::anyhow!("no value for φ = {phi}"))?;
@@ -91,7 +73,7 @@ fn latency_percentiles_match_the_exact_ones_within_the_documented_error() -> any
     for _ in 0..3 {
         let points: Vec<(u64, f64)> = (0..900).map(|i| (minute + i % 60, rng.latency_ms())).collect();
         values.extend(points.iter().map(|p| p.1));
-        send(&stack, &metric, "ms", &points)?;
+        post_gauge(&stack, &metric, "ms", &points)?;
     }
     check(&stack, &metric, &mut values, minute + 60)
 }
@@ -111,6 +93,6 @@ fn negative_values_read_back_through_the_mirrored_histogram() -> anyhow::Result<
         })
         .collect();
     let mut values: Vec<f64> = points.iter().map(|p| p.1).collect();
-    send(&stack, &metric, "1", &points)?;
+    post_gauge(&stack, &metric, "1", &points)?;
     check(&stack, &metric, &mut values, minute + 60)
 }
