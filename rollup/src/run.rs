@@ -119,9 +119,9 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
         }
         report.finished_ms = worker::Date::now().as_millis();
         (report.lag_ms, report.backlog) = cursor::backlog(&keys, &processed, report.finished_ms);
-        if report.stopped_by.is_none() && report.backlog > 0 {
+        if report.stopped_by.is_none() && report.backlog > 0 && report.archives >= u64::from(config.budget.archives) {
             // The listing stopped at the archive budget.
-            report.stopped_by = config.budget.exhausted(report.archives, report.points, 0).filter(|l| *l == Limit::Archives);
+            report.stopped_by = Some(Limit::Archives);
         }
         if !report.errors.is_empty() {
             report.outcome = "errors";

@@ -378,33 +378,22 @@ pub async fn expire(db: &D1Database, cutoffs: &Cutoffs, cursor: Option<&str>, li
         )?);
     }
     let aggregate_statements = statements.len();
-    let window = format!("{}{:013}", proto::archive::KEY_PREFIX, cutoffs.ledger_ms);
-    let before = match cursor {
-        Some(c) if c < window.as_str() => c.to_owned(),
-        Some(_) => window,
-        // Nothing is behind the cursor yet.
-        None => return run_expiry(db, statements, aggregate_statements, limit).await,
-    };
-    statements.push(prepare(
-        db,
-        "DELETE FROM processed_batches WHERE batch_id IN \
-         (SELECT batch_id FROM processed_batches WHERE archive_key < ?1 LIMIT ?2)",
-        &[before.as_str().into(), limit_js.clone()],
-    )?);
-    statements.push(prepare(
-        db,
-        "DELETE FROM processed_archives WHERE key IN (SELECT key FROM processed_archives WHERE key < ?1 LIMIT ?2)",
-        &[before.as_str().into(), limit_js],
-    )?);
-    run_expiry(db, statements, aggregate_statements, limit).await
-}
-
-async fn run_expiry(
-    db: &D1Database,
-    statements: Vec<D1PreparedStatement>,
-    aggregate_statements: usize,
-    limit: u32,
-) -> Result<Expired, RollupError> {
+    // Nothing is behind the cursor until it exists.
+    if let Some(cursor) = cursor {
+        let window = format!("{}{:013}", proto::archive::KEY_PREFIX, cutoffs.ledger_ms);
+        let before = cursor.min(window.as_str());
+        statements.push(prepare(
+            db,
+            "DELETE FROM processed_batches WHERE batch_id IN \
+             (SELECT batch_id FROM processed_batches WHERE archive_key < ?1 LIMIT ?2)",
+            &[before.into(), limit_js.clone()],
+        )?);
+        statements.push(prepare(
+            db,
+            "DELETE FROM processed_archives WHERE key IN (SELECT key FROM processed_archives WHERE key < ?1 LIMIT ?2)",
+            &[before.into(), limit_js],
+        )?);
+    }
     let mut out = Expired::default();
     for (i, result) in db.batch(statements).await.during("deleting expired rows")?.iter().enumerate() {
         let changes = result.meta().during("deleting expired rows")?.and_then(|m| m.changes).unwrap_or(0) as u64;
