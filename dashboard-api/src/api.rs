@@ -25,18 +25,11 @@ pub async fn query(db: &D1Database, tenant: &str, params: &Params, now: f64) -> 
 /// every `step`.
 pub async fn query_range(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let expr = query::parse(params.required("query")?)?;
-    let start = params.time("start", f64::NAN).and_then(|t| required_time("start", t))?;
-    let end = params.time("end", f64::NAN).and_then(|t| required_time("end", t))?;
+    let start = params.required_time("start")?;
+    let end = params.required_time("end")?;
     let step = params.duration("step")?;
     let steps = evaluate(db, tenant, &expr, Times::range(start, end, step)?).await?;
     Ok(prom::success(prom::matrix(&steps)))
-}
-
-fn required_time(name: &str, t: f64) -> Result<f64, ApiError> {
-    if t.is_nan() {
-        return Err(ApiError::BadData(format!("missing parameter {name:?}")));
-    }
-    Ok(t)
 }
 
 /// Fetches what `expr` selects at the resolution that serves `times`, then

@@ -40,8 +40,14 @@ impl Params {
     pub fn time(&self, name: &str, default: f64) -> Result<f64, ApiError> {
         match self.get(name).filter(|v| !v.is_empty()) {
             None => Ok(default),
-            Some(v) => parse_time(v).ok_or_else(|| ApiError::BadData(format!("invalid parameter {name:?}: cannot parse {v:?} to a valid timestamp"))),
+            Some(_) => self.required_time(name),
         }
+    }
+
+    /// A time parameter that must be given.
+    pub fn required_time(&self, name: &str) -> Result<f64, ApiError> {
+        let v = self.required(name)?;
+        parse_time(v).ok_or_else(|| ApiError::BadData(format!("invalid parameter {name:?}: cannot parse {v:?} to a valid timestamp")))
     }
 }
 

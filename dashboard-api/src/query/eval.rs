@@ -87,7 +87,7 @@ fn eval_at(expr: &Expr, t: f64, env: &Env, next: &mut usize, samples: bool) -> R
         Expr::Paren(p) => eval_at(&p.expr, t, env, next, samples),
         Expr::Unary(u) => match eval_at(&u.expr, t, env, next, samples)? {
             Inner::Scalar(v) => Ok(Inner::Scalar(-v)),
-            Inner::Vector(elems) => Ok(floats(numbers(elems).into_iter().map(|s| (without_name(s.labels), -s.value)))),
+            Inner::Vector(elems) => each(elems, |x| Ok(-x)),
         },
         Expr::Binary(b) => {
             let lhs = eval_at(&b.lhs, t, env, next, samples)?;
@@ -282,20 +282,8 @@ fn aggregate(a: &AggregateExpr, arg: Inner) -> Result<Inner, ApiError> {
 fn binary(op: &str, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {
     Ok(match (lhs, rhs) {
         (Inner::Scalar(a), Inner::Scalar(b)) => Inner::Scalar(arithmetic(op, a, b)?),
-        (Inner::Vector(v), Inner::Scalar(b)) => {
-            let mut out = Vec::new();
-            for s in numbers(v) {
-                out.push((without_name(s.labels), arithmetic(op, s.value, b)?));
-            }
-            floats(out.into_iter())
-        }
-        (Inner::Scalar(a), Inner::Vector(v)) => {
-            let mut out = Vec::new();
-            for s in numbers(v) {
-                out.push((without_name(s.labels), arithmetic(op, a, s.value)?));
-            }
-            floats(out.into_iter())
-        }
+        (Inner::Vector(v), Inner::Scalar(b)) => each(v, |x| arithmetic(op, x, b))?,
+        (Inner::Scalar(a), Inner::Vector(v)) => each(v, |x| arithmetic(op, a, x))?,
         (Inner::Vector(l), Inner::Vector(r)) => {
             // One-to-one matching on all labels but the name.
             let mut right: HashMap<Labels, f64> = HashMap::new();
@@ -314,6 +302,12 @@ fn binary(op: &str, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {
             floats(out.into_iter())
         }
     })
+}
+
+/// `f` applied to each element's number; the result drops the name.
+fn each(v: Vec<Elem>, f: impl Fn(f64) -> Result<f64, ApiError>) -> Result<Inner, ApiError> {
+    let out = numbers(v).into_iter().map(|s| Ok((without_name(s.labels), f(s.value)?))).collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(floats(out.into_iter()))
 }
 
 fn arithmetic(op: &str, a: f64, b: f64) -> Result<f64, ApiError> {
