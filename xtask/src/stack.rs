@@ -130,6 +130,7 @@ impl Stack {
                 dashboard_api: url(DASHBOARD_API, opts.port_offset),
             },
         };
+        let deadline = Instant::now() + Duration::from_secs(180);
         for (i, w) in ALL.into_iter().enumerate() {
             let mut cmd = wrangler(root);
             cmd.args(["dev", "--env", w.name, "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
@@ -174,33 +175,33 @@ impl Stack {
                 prefix_lines(w.name, child.stderr.take());
             }
             stack.processes.push(Process { worker: w, child, log });
+            // One at a time: the rollup's and dashboard-api's workerd open
+            // the same local D1 (SQLite) file, and one that opens it while
+            // the other does can die at start with SQLITE_BUSY.
+            stack.wait_ready(i, deadline)?;
         }
-        stack.wait_ready(Duration::from_secs(180))?;
         Ok(stack)
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+    /// Waits until the `i`-th Worker answers `GET /`.
+    fn wait_ready(&mut self, i: usize, deadline: Instant) -> Result<()> {
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
-        let urls = [self.urls.ingest.clone(), self.urls.rollup.clone(), self.urls.dashboard_api.clone()];
-        for (i, url) in urls.iter().enumerate() {
-            loop {
-                if let Some(dead) = self.exited() {
-                    bail!("{dead} exited while starting{}", self.log_tail(i));
-                }
-                if stop_requested() {
-                    bail!("interrupted while starting");
-                }
-                if matches!(agent.get(&format!("{url}/")).call(), Ok(r) if r.status() == 200) {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("{} did not answer on {url} within {timeout:?}{}", self.processes[i].worker.name, self.log_tail(i));
-                }
-                std::thread::sleep(Duration::from_millis(250));
+        let url = [&self.urls.ingest, &self.urls.rollup, &self.urls.dashboard_api][i].clone();
+        loop {
+            if let Some(dead) = self.exited() {
+                bail!("{dead} exited while starting{}", self.log_tail(i));
             }
+            if stop_requested() {
+                bail!("interrupted while starting");
+            }
+            if matches!(agent.get(&format!("{url}/")).call(), Ok(r) if r.status() == 200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not answer on {url} within 180 s{}", self.processes[i].worker.name, self.log_tail(i));
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
-        Ok(())
     }
 
     /// The process group (the wrangler's pid) a Worker runs in.
