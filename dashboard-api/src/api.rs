@@ -1,6 +1,7 @@
 //! The Prometheus HTTP API endpoints, as async functions over a D1 handle and
 //! parsed parameters.
 
+use crate::config::Kept;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::query::{self, eval, select, Times};
@@ -13,32 +14,32 @@ use worker::D1Database;
 pub const MAX_SERIES_PER_QUERY: usize = 10_000;
 
 /// `GET|POST /api/v1/query`: an instant query.
-pub async fn query(db: &D1Database, tenant: &str, params: &Params, now: f64) -> Result<serde_json::Value, ApiError> {
+pub async fn query(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<serde_json::Value, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let t = params.time("time", now)?;
-    let mut steps = evaluate(db, tenant, &expr, Times::instant(t)).await?;
+    let mut steps = evaluate(db, tenant, &expr, Times::instant(t), kept, now).await?;
     let (_, value) = steps.pop().ok_or_else(|| ApiError::Execution("internal: no evaluation time".into()))?;
     Ok(prom::success(prom::instant(&value, t)))
 }
 
 /// `GET|POST /api/v1/query_range`: a query evaluated from `start` to `end`
 /// every `step`.
-pub async fn query_range(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+pub async fn query_range(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<serde_json::Value, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let start = params.required_time("start")?;
     let end = params.required_time("end")?;
     let step = params.duration("step")?;
-    let steps = evaluate(db, tenant, &expr, Times::range(start, end, step)?).await?;
+    let steps = evaluate(db, tenant, &expr, Times::range(start, end, step)?, kept, now).await?;
     Ok(prom::success(prom::matrix(&steps)))
 }
 
-/// Fetches what `expr` selects at the resolution that serves `times`, then
-/// evaluates it at each time.
-async fn evaluate(db: &D1Database, tenant: &str, expr: &Expr, times: Times) -> Result<Vec<(f64, eval::Value)>, ApiError> {
+/// Fetches what `expr` selects at the resolution that serves `times` (with
+/// retention as it is at `now`), then evaluates it at each time.
+async fn evaluate(db: &D1Database, tenant: &str, expr: &Expr, times: Times, kept: &Kept, now: f64) -> Result<Vec<(f64, eval::Value)>, ApiError> {
     let selections = select::selections(expr)?;
     let default = times.default_window();
     let windows: Vec<f64> = selections.iter().map(|s| s.range_s.unwrap_or(default)).collect();
-    let resolution = times.resolution(&windows);
+    let resolution = times.resolution(&windows, kept, now);
     let mut fetched = Vec::with_capacity(selections.len());
     let mut series_read = 0;
     for sel in selections {
@@ -90,7 +91,7 @@ pub async fn json_series(db: &D1Database, tenant: &str, params: &Params) -> Resu
 
 /// `GET /api/v1/json/percentiles?metric=…&quantiles=…&start=…&end=…&step=…&label.<name>=<value>`:
 /// by default the last hour at a one-minute step, quantiles 0.5, 0.9, 0.99.
-pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, now: f64) -> Result<serde_json::Value, ApiError> {
+pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<serde_json::Value, ApiError> {
     let metric = params.required("metric")?;
     let quantiles = json_api::parse_quantiles(params.get("quantiles").unwrap_or("0.5,0.9,0.99"))?;
     let step = if params.get("step").is_some() { params.duration("step")? } else { 60.0 };
@@ -102,7 +103,7 @@ pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, no
         .filter_map(|(k, v)| k.strip_prefix("label.").map(|name| Matcher::new(MatchOp::Equal, name, v)))
         .collect();
     let sel = select::Selection { name: metric.to_owned(), matchers, quantile: None, range_s: None };
-    let resolution = times.resolution(&[step]);
+    let resolution = times.resolution(&[step], kept, now);
     let from = times.start - query::window(None, step, resolution);
     let series = store::fetch(db, tenant, &sel, resolution, from, times.end, MAX_SERIES_PER_QUERY).await?;
     let series: Vec<_> = series.into_iter().filter(|s| s.field == select::Field::Value).collect();

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod config;
 pub mod error;
 pub mod json_api;
 pub mod params;
@@ -48,9 +49,10 @@ async fn route(req: &mut Request, env: &Env) -> Result<serde_json::Value, ApiErr
     let params = params(req).await?;
     let db = env.d1(DB).map_err(|e| ApiError::Config(e.to_string()))?;
     let now = worker::Date::now().as_millis() as f64 / 1000.0;
+    let kept = config::Kept::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
     match (req.method(), path.as_str()) {
-        (Method::Get | Method::Post, "/api/v1/query") => api::query(&db, &tenant, &params, now).await,
-        (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(&db, &tenant, &params).await,
+        (Method::Get | Method::Post, "/api/v1/query") => api::query(&db, &tenant, &params, &kept, now).await,
+        (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(&db, &tenant, &params, &kept, now).await,
         (Method::Get | Method::Post, "/api/v1/series") => api::series(&db, &tenant, &params).await,
         (Method::Get | Method::Post, "/api/v1/labels") => api::labels(&db, &tenant, &params).await,
         (Method::Get, "/api/v1/metadata") => api::metadata(&db, &tenant, &params).await,
@@ -61,7 +63,7 @@ async fn route(req: &mut Request, env: &Env) -> Result<serde_json::Value, ApiErr
         (Method::Get, "/api/v1/status/buildinfo") => Ok(api::buildinfo()),
         (Method::Get, "/api/v1/json/metrics") => api::json_metrics(&db, &tenant).await,
         (Method::Get, "/api/v1/json/series") => api::json_series(&db, &tenant, &params).await,
-        (Method::Get, "/api/v1/json/percentiles") => api::json_percentiles(&db, &tenant, &params, now).await,
+        (Method::Get, "/api/v1/json/percentiles") => api::json_percentiles(&db, &tenant, &params, &kept, now).await,
         _ => Err(ApiError::NotFound(path)),
     }
 }

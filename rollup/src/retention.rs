@@ -50,11 +50,7 @@ impl Retention {
     /// What is expired at `now_ms`.
     pub fn cutoffs(&self, now_ms: u64) -> Cutoffs {
         let now_s = (now_ms / 1000) as i64;
-        let buckets = RESOLUTIONS.map(|r| {
-            // Bucket [start, start + r) is kept while start + r > now - keep.
-            let keep = self.days(r) as i64 * DAY_S;
-            (r, now_s - keep - i64::from(r) + 1)
-        });
+        let buckets = RESOLUTIONS.map(|r| (r, proto::aggregate::first_kept_start(i64::from(r), self.days(r), now_s)));
         Cutoffs { buckets, ledger_ms: now_ms.saturating_sub(self.dedup_days * DAY_S as u64 * 1000) }
     }
 }

@@ -71,5 +71,25 @@ fn late_points_land_in_the_right_bucket_of_every_resolution() -> anyhow::Result<
     let rows = rows(&metric)?;
     let day_count: u64 = rows.iter().filter(|((r, _), _)| *r == DAY).map(|(_, (n, _))| n).sum();
     assert_eq!(day_count, all.len() as u64);
+
+    // The last 7 days at a 10-minute step reach past the minutes'
+    // retention, so dashboard-api serves them from the hour buckets: the
+    // three-day-old point shows, at the step whose hour-long window holds
+    // its hour's start.
+    let (step, end) = (600, now - now % 600);
+    let start = end - 7 * DAY;
+    let q = format!("{}{{quantile=\"1\"}}", proto::names::prom_name(&metric));
+    let r = get(
+        &format!("{}/api/v1/query_range?query={}&start={start}&end={end}&step={step}", stack.dashboard, encode(&q)),
+        &[("authorization", &format!("Bearer {DEV_READ_KEY}"))],
+    )?;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let values = r.json()["data"]["result"][0]["values"].clone();
+    let at = |t: u64| values.as_array().into_iter().flatten().find(|v| v[0].as_u64() == Some(t)).map(|v| v[1].clone());
+    let hour = (now - 3 * DAY) - (now - 3 * DAY) % HOUR;
+    let first_step = hour + step - (hour % step);
+    assert_eq!(at(first_step), Some("40".into()), "{values}");
+    assert_eq!(at(first_step + HOUR - step), Some("40".into()), "{values}");
+    assert_eq!(at(first_step + HOUR), None, "{values}");
     Ok(())
 }

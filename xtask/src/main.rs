@@ -11,6 +11,7 @@ commands:
            run the whole stack locally (ingest :8787, rollup :8788, dashboard-api :8789)
              --state DIR   local state folder (default .wrangler/state)
   test     run every test: unit tests, then the end-to-end suite against a fresh local stack
+             --only NAME   only the end-to-end test file tests/tests/NAME.rs (no unit tests)
   bench    load-run the local stack and report workerd CPU time per ingest request
              --requests N  requests per payload (default 100)
              --only TEXT   only the payloads whose name contains TEXT
@@ -38,10 +39,15 @@ fn main() -> Result<()> {
             xtask::dev::run(state)
         }
         "test" => {
-            if let Some(other) = rest.first() {
-                bail!("unknown option {other:?} for test\n\n{HELP}");
+            let mut only = None;
+            let mut it = rest.into_iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--only" => only = Some(it.next().ok_or_else(|| anyhow::anyhow!("--only needs a test file name"))?),
+                    other => bail!("unknown option {other:?} for test\n\n{HELP}"),
+                }
             }
-            xtask::test::run()
+            xtask::test::run(only.as_deref())
         }
         "bench" => {
             let mut requests = 100;

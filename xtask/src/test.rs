@@ -27,14 +27,21 @@ pub const MAX_DELETES_PER_RUN: u64 = 50;
 /// `cargo xtask dev` does not get in the way.
 pub const PORT_OFFSET: u16 = 10_000;
 
-pub fn run() -> Result<()> {
+/// Every test, or with `only` just the end-to-end file `tests/tests/<only>.rs`.
+pub fn run(only: Option<&str>) -> Result<()> {
     let started = Instant::now();
     let root = root();
     let tools = tools::ensure(&root)?;
     let python = tools::python_sdk(&root)?;
 
-    step("unit tests (native)");
-    crate::run(Command::new("cargo").args(["test", "--workspace", "--exclude", "e2e"]).current_dir(&root))?;
+    if let Some(name) = only {
+        if !root.join("tests/tests").join(format!("{name}.rs")).exists() {
+            bail!("no end-to-end test file tests/tests/{name}.rs");
+        }
+    } else {
+        step("unit tests (native)");
+        crate::run(Command::new("cargo").args(["test", "--workspace", "--exclude", "e2e"]).current_dir(&root))?;
+    }
 
     workers::build_all(&root, &tools)?;
 
@@ -62,9 +69,13 @@ pub fn run() -> Result<()> {
     let mut stack = Stack::start(&root, &opts)?;
 
     step("end-to-end tests");
-    let mut child = Command::new("cargo")
-        // Every test binary runs even after one fails, so one run shows every failure.
-        .args(["test", "--package", "e2e", "--no-fail-fast"])
+    let mut cargo = Command::new("cargo");
+    // Every test binary runs even after one fails, so one run shows every failure.
+    cargo.args(["test", "--package", "e2e", "--no-fail-fast"]);
+    if let Some(name) = only {
+        cargo.args(["--test", name]);
+    }
+    let mut child = cargo
         .current_dir(&root)
         .env("E2E_INGEST_URL", &stack.urls.ingest)
         .env("E2E_ROLLUP_URL", &stack.urls.rollup)

@@ -166,9 +166,17 @@ fn call(c: &Call, t: f64, env: &Env, next: &mut usize) -> Result<Inner, ApiError
                 return Err(ApiError::BadData(format!("{}() needs a range selector such as name[5m], in {c}", c.func.name)));
             };
             let (sel, series) = take(env, next)?;
-            let w = super::window(Some(ms.range.as_secs_f64()), env.default_window, env.resolution);
-            let per = if c.func.name == "rate" { w } else { 1.0 };
-            Ok(floats(increases(sel, series, t, w).into_iter().map(|(labels, v)| (labels, v / per))))
+            let asked = ms.range.as_secs_f64();
+            let w = super::window(Some(asked), env.default_window, env.resolution);
+            // A window shorter than the stored buckets reads one bucket: its
+            // rate is the bucket's, and its increase that rate over the
+            // window asked for, not the whole bucket's increase.
+            let value = |v: f64| match c.func.name {
+                "rate" => v / w,
+                _ if w > asked => v / w * asked,
+                _ => v,
+            };
+            Ok(floats(increases(sel, series, t, w).into_iter().map(|(labels, v)| (labels, value(v)))))
         }
         "histogram_quantile" => {
             let (Some(phi), Some(v)) = (args.first(), args.get(1)) else {

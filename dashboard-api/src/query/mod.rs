@@ -7,6 +7,7 @@ pub mod eval;
 pub mod select;
 pub mod series;
 
+use crate::config::Kept;
 use crate::error::ApiError;
 use promql_parser::parser::Expr;
 
@@ -73,17 +74,26 @@ impl Times {
         self.step.unwrap_or(DEFAULT_WINDOW_S)
     }
 
-    /// The coarsest stored resolution whose buckets tile every window
-    /// exactly: it divides the start time, the step and each window. Windows
-    /// shorter than a minute read the minute buckets.
-    pub fn resolution(&self, windows: &[f64]) -> i64 {
+    /// The resolution to read: the coarsest whose buckets tile every window
+    /// exactly (it divides the start time, the step and each window), unless
+    /// retention has already deleted some of its buckets the query needs;
+    /// then the finest coarser one that still has them all. Windows shorter
+    /// than a minute read the minute buckets.
+    pub fn resolution(&self, windows: &[f64], kept: &Kept, now: f64) -> i64 {
         let divides = |r: i64, x: f64| x.fract() == 0.0 && (x as i64).rem_euclid(r) == 0;
-        RESOLUTIONS
+        let tiling = RESOLUTIONS
             .into_iter()
             .find(|&r| {
                 divides(r, self.start) && self.step.is_none_or(|s| divides(r, s)) && windows.iter().all(|&w| divides(r, w))
             })
-            .unwrap_or(60)
+            .unwrap_or(60);
+        let widest = windows.iter().copied().fold(0.0, f64::max);
+        RESOLUTIONS
+            .into_iter()
+            .rev()
+            .filter(|&r| r >= tiling)
+            .find(|&r| kept.covers(r, self.start - widest.max(r as f64), now))
+            .unwrap_or(RESOLUTIONS[0])
     }
 }
 
@@ -111,14 +121,35 @@ mod tests {
     #[test]
     fn the_coarsest_resolution_that_tiles_every_window() {
         let day = 86_400.0;
-        assert_eq!(Times::range(10.0 * day, 17.0 * day, day).unwrap().resolution(&[day]), 86_400);
-        assert_eq!(Times::range(10.0 * day, 11.0 * day, 3600.0).unwrap().resolution(&[3600.0]), 3600);
+        // "Now" just after the ranges below, so retention does not come in.
+        let (kept, now) = (Kept::default(), 11.5 * day);
+        let res = |t: Times, w: f64| t.resolution(&[w], &kept, now);
+        assert_eq!(res(Times::range(10.0 * day, 11.0 * day, day).unwrap(), day), 86_400);
+        assert_eq!(res(Times::range(10.0 * day, 11.0 * day, 3600.0).unwrap(), 3600.0), 3600);
         // An hourly step with a 5-minute range selector reads minutes.
-        assert_eq!(Times::range(10.0 * day, 11.0 * day, 3600.0).unwrap().resolution(&[300.0]), 60);
-        assert_eq!(Times::range(10.0 * day + 60.0, 11.0 * day, 3600.0).unwrap().resolution(&[3600.0]), 60);
-        assert_eq!(Times::range(0.0, 600.0, 15.0).unwrap().resolution(&[15.0]), 60);
-        assert_eq!(Times::instant(1_700_000_123.4).resolution(&[300.0]), 60);
+        assert_eq!(res(Times::range(10.0 * day, 11.0 * day, 3600.0).unwrap(), 300.0), 60);
+        assert_eq!(res(Times::range(10.0 * day + 60.0, 11.0 * day, 3600.0).unwrap(), 3600.0), 60);
+        assert_eq!(res(Times::range(10.0 * day, 10.0 * day + 600.0, 15.0).unwrap(), 15.0), 60);
+        assert_eq!(Times::instant(11.0 * day + 123.4).resolution(&[300.0], &kept, now), 60);
         assert_eq!(window(None, 15.0, 60), 60.0);
         assert_eq!(window(Some(3600.0), 15.0, 60), 3600.0);
+    }
+
+    #[test]
+    fn ranges_past_a_resolutions_retention_read_a_coarser_one() {
+        let day = 86_400.0;
+        let (kept, now) = (Kept::default(), 100.0 * day);
+        // The last 7 days at a 10-minute step: minute buckets are kept for
+        // 2 days only, so the hours serve it.
+        let week = Times::range(93.0 * day, now, 600.0).unwrap();
+        assert_eq!(week.resolution(&[600.0], &kept, now), 3600);
+        // The last day at the same step still reads minutes.
+        let last_day = Times::range(99.0 * day, now, 600.0).unwrap();
+        assert_eq!(last_day.resolution(&[600.0], &kept, now), 60);
+        // A minute-aligned instant query 3 days ago, and a range 100 days
+        // back that only the day buckets still hold.
+        assert_eq!(Times::instant(97.0 * day).resolution(&[300.0], &kept, now), 3600);
+        let old = Times::range(1.0 * day, 2.0 * day, 3600.0).unwrap();
+        assert_eq!(old.resolution(&[3600.0], &kept, now), 86_400);
     }
 }

@@ -31,6 +31,15 @@ use crate::point::{Point, Value};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
+/// The oldest bucket start of `resolution` seconds still kept at `now_s`
+/// when that resolution is kept `keep_days` days: a bucket
+/// [start, start + resolution) is kept while start + resolution > now − keep.
+/// The rollup deletes what is older; dashboard-api reads a coarser
+/// resolution instead of buckets that are gone.
+pub fn first_kept_start(resolution: i64, keep_days: u64, now_s: i64) -> i64 {
+    now_s - keep_days as i64 * 86_400 - resolution + 1
+}
+
 /// Significant figures the histograms keep.
 pub const SIGNIFICANT_FIGURES: u8 = 3;
 

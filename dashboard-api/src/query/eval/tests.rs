@@ -30,6 +30,11 @@ fn series(name: &str, kind: Kind, labels: &[(&str, &str)], buckets: &[(i64, &[f6
 /// Evaluates `q` at each of `times` over `data`, giving every selection
 /// the series it could be served by (as the store does).
 fn run_at(q: &str, times: Times, data: &[SeriesData]) -> Result<Vec<Value>, ApiError> {
+    run_at_resolution(q, times, 60, data)
+}
+
+/// As [`run_at`], with `data` stored at `resolution`.
+fn run_at_resolution(q: &str, times: Times, resolution: i64, data: &[SeriesData]) -> Result<Vec<Value>, ApiError> {
     let expr = parse(q)?;
     let sels = selections(&expr)?;
     let fetched: Vec<(Selection, Vec<SeriesData>)> = sels
@@ -44,7 +49,7 @@ fn run_at(q: &str, times: Times, data: &[SeriesData]) -> Result<Vec<Value>, ApiE
             (s, series)
         })
         .collect();
-    let env = Env { fetched: &fetched, default_window: times.default_window(), resolution: 60 };
+    let env = Env { fetched: &fetched, default_window: times.default_window(), resolution };
     times.each().into_iter().map(|t| eval(&expr, t, &env)).collect()
 }
 
@@ -146,6 +151,21 @@ fn rate_and_increase_are_exact_sums_of_the_stored_deltas() {
     // A counter alone has no instant value.
     assert_eq!(run("requests", 780.0, &data).unwrap(), Value::Vector(vec![]));
     assert!(matches!(run("rate(requests)", 780.0, &data), Err(ApiError::BadData(_))));
+}
+
+#[test]
+fn windows_shorter_than_a_bucket_take_its_rate() {
+    // Hour buckets (a range past the minutes' retention): 360 requests in
+    // the hour starting at 3600, 720 in the next.
+    let data = vec![series("requests", Kind::Counter, &[], &[(3600, &[360.0]), (7200, &[720.0])])];
+    let at = |q: &str, t: f64| values(&run_at_resolution(q, Times::instant(t), 3600, &data).unwrap().remove(0))[0].1;
+    // A 10-minute window reads the hour that starts in [t − 1h, t) and
+    // takes its rate: 10 minutes of 6 a minute, not the hour's 360.
+    assert_eq!(at("increase(requests[10m])", 7200.0), 60.0);
+    assert_eq!(at("rate(requests[10m])", 7200.0), 0.1);
+    assert_eq!(at("increase(requests[10m])", 10_800.0), 120.0);
+    // Windows of whole buckets are exact sums, as at any resolution.
+    assert_eq!(at("increase(requests[2h])", 10_800.0), 1080.0);
 }
 
 #[test]
