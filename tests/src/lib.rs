@@ -227,9 +227,30 @@ pub fn post_gauge(stack: &Stack, metric: &str, unit: &str, points: &[(u64, f64)]
         .iter()
         .map(|&(t, v)| serde_json::json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v }))
         .collect();
+    post_gauge_export(stack, DEV_INGEST_KEY, metric, unit, data)
+}
+
+/// As [`post_gauge`], with the ingest key `key` and each point labelled
+/// `label` = the third member of (unix seconds, value, label value).
+pub fn post_labelled_gauge(stack: &Stack, key: &str, metric: &str, unit: &str, label: &str, points: &[(u64, f64, &str)]) -> Result<()> {
+    let data: Vec<_> = points
+        .iter()
+        .map(|&(t, v, l)| {
+            serde_json::json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v,
+                                "attributes": [{ "key": label, "value": { "stringValue": l } }] })
+        })
+        .collect();
+    post_gauge_export(stack, key, metric, unit, data)
+}
+
+fn post_gauge_export(stack: &Stack, key: &str, metric: &str, unit: &str, data: Vec<serde_json::Value>) -> Result<()> {
     let body = serde_json::json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": metric, "unit": unit, "gauge": { "dataPoints": data } } ] }] }] });
-    let r = post_metrics_json(stack, &body.to_string())?;
+    let r = post(
+        &format!("{}/v1/metrics", stack.ingest),
+        &[("content-type", "application/json"), ("authorization", &format!("Bearer {key}"))],
+        body.to_string().as_bytes(),
+    )?;
     anyhow::ensure!(r.status == 200 && !r.text().contains("rejectedDataPoints"), "ingest answered {}: {}", r.status, r.text());
     Ok(())
 }
@@ -242,6 +263,20 @@ pub fn counted(metric: &str, resolution: u32) -> Result<f64> {
          WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = {resolution}"
     );
     Ok(d1(&sql)?.first().and_then(|r| r["n"].as_f64()).unwrap_or(0.0))
+}
+
+/// `Authorization: Basic base64(user:password)`, as Grafana sends it.
+pub fn basic(user: &str, password: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    format!("Basic {out}")
 }
 
 /// Percent-encodes a query parameter value.

@@ -23,20 +23,6 @@ fn api(stack: &Stack, key: &str, path_and_query: &str) -> anyhow::Result<Value> 
     Ok(r.json())
 }
 
-/// `Authorization: Basic base64(user:password)`, as Grafana sends it.
-fn basic(user: &str, password: &str) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = format!("{user}:{password}").into_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    format!("Basic {out}")
-}
-
 #[test]
 fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     let stack = stack();

@@ -33,6 +33,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
     let root = root();
     let tools = tools::ensure(&root)?;
     let python = tools::python_sdk(&root)?;
+    let promtool = tools::promtool(&root)?;
 
     if let Some(name) = only {
         if !root.join("tests/tests").join(format!("{name}.rs")).exists() {
@@ -84,6 +85,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
         // The dev-command test runs this very binary's `dev`.
         .env("E2E_XTASK_BIN", std::env::current_exe()?)
         .env("E2E_PYTHON", &python)
+        .env("E2E_PROMTOOL", &promtool)
         .spawn()
         .context("starting the end-to-end tests")?;
     let status = loop {

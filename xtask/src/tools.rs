@@ -124,6 +124,58 @@ pub fn python_sdk(root: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// Debian's `prometheus` package, for `promtool` (Prometheus' own API client)
+/// in the compatibility tests: this version, from bookworm.
+pub const PROMETHEUS_DEB_VERSION: &str = "2.42.0+ds-5+b6";
+/// The same package from the Debian pool, and its SHA-256, for machines
+/// whose apt has no Debian index.
+const PROMETHEUS_DEB_URL: &str = "http://deb.debian.org/debian/pool/main/p/prometheus/prometheus_2.42.0+ds-5+b6_amd64.deb";
+const PROMETHEUS_DEB_SHA256: &str = "3b0e0255b059a7696bd4a139a4a4eb24d71df067936a61ece5093559cbc7991c";
+
+/// `promtool`, unpacked from the pinned Debian `prometheus` package into
+/// `target/e2e/prometheus`: nothing is installed system-wide and no
+/// Prometheus server runs. Returns its path.
+pub fn promtool(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/e2e/prometheus");
+    let bin = dir.join("usr/bin/promtool");
+    let upstream = PROMETHEUS_DEB_VERSION.split('+').next().unwrap_or(PROMETHEUS_DEB_VERSION);
+    if output(Command::new(&bin).arg("--version")).is_some_and(|v| v.contains(&format!("version {upstream}"))) {
+        return Ok(bin);
+    }
+    step(&format!("installing promtool from Debian's prometheus {PROMETHEUS_DEB_VERSION} (19 MB, once)"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let download = dir.join("download");
+    std::fs::create_dir_all(&download)?;
+    // apt checks the package against the machine's signed Debian index.
+    let apt = Command::new("apt-get")
+        .args(["download", "-q", &format!("prometheus={PROMETHEUS_DEB_VERSION}")])
+        .current_dir(&download)
+        .status();
+    let from_apt = std::fs::read_dir(&download)?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb"));
+    let deb = match (apt, from_apt) {
+        (Ok(status), Some(deb)) if status.success() => deb,
+        _ => {
+            // No apt or no Debian index: the pinned file from the pool,
+            // checked against its pinned hash.
+            eprintln!("apt-get download failed; fetching {PROMETHEUS_DEB_URL}");
+            let deb = download.join("prometheus.deb");
+            run(Command::new("curl").args(["-fsSL", "--retry", "3", "-o"]).arg(&deb).arg(PROMETHEUS_DEB_URL))
+                .context("downloading Debian's prometheus package (needs curl and access to deb.debian.org)")?;
+            let sum = output(Command::new("sha256sum").arg(&deb)).context("running sha256sum")?;
+            if sum.split_whitespace().next() != Some(PROMETHEUS_DEB_SHA256) {
+                bail!("{PROMETHEUS_DEB_URL} does not have the pinned SHA-256 {PROMETHEUS_DEB_SHA256}: {sum}");
+            }
+            deb
+        }
+    };
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&dir)).context("unpacking the package (needs dpkg-deb)")?;
+    std::fs::remove_dir_all(&download)?;
+    output(Command::new(&bin).arg("--version")).with_context(|| format!("{} does not run", bin.display()))?;
+    Ok(bin)
+}
+
 fn node_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
     let mut parts = version.trim_start_matches('v').split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let (m, n) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
