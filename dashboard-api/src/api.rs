@@ -13,29 +13,55 @@ use worker::D1Database;
 /// Series one query may read, over all its selectors.
 pub const MAX_SERIES_PER_QUERY: usize = 10_000;
 
+/// A response body and, for a query, when the data it read ends: the end of
+/// its last bucket (which decides whether it may be cached).
+pub struct Answer {
+    pub body: serde_json::Value,
+    pub until: Option<f64>,
+}
+
+impl From<serde_json::Value> for Answer {
+    fn from(body: serde_json::Value) -> Answer {
+        Answer { body, until: None }
+    }
+}
+
+/// The end of the last bucket of `resolution` that starts before `end`.
+fn data_until(end: f64, resolution: i64) -> f64 {
+    (end / resolution as f64).ceil() * resolution as f64
+}
+
 /// `GET|POST /api/v1/query`: an instant query.
-pub async fn query(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<serde_json::Value, ApiError> {
+pub async fn query(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<Answer, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let t = params.time("time", now)?;
-    let mut steps = evaluate(db, tenant, &expr, Times::instant(t), kept, now).await?;
+    let (mut steps, resolution) = evaluate(db, tenant, &expr, Times::instant(t), kept, now).await?;
     let (_, value) = steps.pop().ok_or_else(|| ApiError::Execution("internal: no evaluation time".into()))?;
-    Ok(prom::success(prom::instant(&value, t)))
+    Ok(Answer { body: prom::success(prom::instant(&value, t)), until: Some(data_until(t, resolution)) })
 }
 
 /// `GET|POST /api/v1/query_range`: a query evaluated from `start` to `end`
 /// every `step`.
-pub async fn query_range(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<serde_json::Value, ApiError> {
+pub async fn query_range(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<Answer, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let start = params.required_time("start")?;
     let end = params.required_time("end")?;
     let step = params.duration("step")?;
-    let steps = evaluate(db, tenant, &expr, Times::range(start, end, step)?, kept, now).await?;
-    Ok(prom::success(prom::matrix(&steps)))
+    let (steps, resolution) = evaluate(db, tenant, &expr, Times::range(start, end, step)?, kept, now).await?;
+    Ok(Answer { body: prom::success(prom::matrix(&steps)), until: Some(data_until(end, resolution)) })
 }
 
 /// Fetches what `expr` selects at the resolution that serves `times` (with
-/// retention as it is at `now`), then evaluates it at each time.
-async fn evaluate(db: &D1Database, tenant: &str, expr: &Expr, times: Times, kept: &Kept, now: f64) -> Result<Vec<(f64, eval::Value)>, ApiError> {
+/// retention as it is at `now`), then evaluates it at each time. Returns
+/// the values and the resolution read.
+async fn evaluate(
+    db: &D1Database,
+    tenant: &str,
+    expr: &Expr,
+    times: Times,
+    kept: &Kept,
+    now: f64,
+) -> Result<(Vec<(f64, eval::Value)>, i64), ApiError> {
     let selections = select::selections(expr)?;
     let default = times.default_window();
     let windows: Vec<f64> = selections.iter().map(|s| s.range_s.unwrap_or(default)).collect();
@@ -49,7 +75,8 @@ async fn evaluate(db: &D1Database, tenant: &str, expr: &Expr, times: Times, kept
         fetched.push((sel, series));
     }
     let env = eval::Env { fetched: &fetched, default_window: default, resolution };
-    times.each().into_iter().map(|t| Ok((t, eval::eval(expr, t, &env)?))).collect()
+    let values = times.each().into_iter().map(|t| Ok((t, eval::eval(expr, t, &env)?))).collect::<Result<_, ApiError>>()?;
+    Ok((values, resolution))
 }
 
 /// `/api/v1/series`: the label sets of the series `match[]` selects.
@@ -91,7 +118,7 @@ pub async fn json_series(db: &D1Database, tenant: &str, params: &Params) -> Resu
 
 /// `GET /api/v1/json/percentiles?metric=…&quantiles=…&start=…&end=…&step=…&label.<name>=<value>`:
 /// by default the last hour at a one-minute step, quantiles 0.5, 0.9, 0.99.
-pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<serde_json::Value, ApiError> {
+pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<Answer, ApiError> {
     let metric = params.required("metric")?;
     let quantiles = json_api::parse_quantiles(params.get("quantiles").unwrap_or("0.5,0.9,0.99"))?;
     let step = if params.get("step").is_some() { params.duration("step")? } else { 60.0 };
@@ -107,7 +134,7 @@ pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, ke
     let from = times.start - query::window(None, step, resolution);
     let series = store::fetch(db, tenant, &sel, resolution, from, times.end, MAX_SERIES_PER_QUERY).await?;
     let series: Vec<_> = series.into_iter().filter(|s| s.field == select::Field::Value).collect();
-    Ok(json_api::percentiles(metric, &series, &times, &quantiles))
+    Ok(Answer { body: json_api::percentiles(metric, &series, &times, &quantiles), until: Some(data_until(end, resolution)) })
 }
 
 /// `GET /api/v1/status/buildinfo`, which Grafana reads to learn the flavour.

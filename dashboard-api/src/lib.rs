@@ -6,6 +6,7 @@
 //! responses. Query logic is in [`query`], the endpoints in [`api`].
 
 pub mod api;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -16,7 +17,7 @@ pub mod query;
 mod store;
 
 use error::ApiError;
-use worker::{event, Context, Env, Method, Request, Response};
+use worker::{event, Cache, Context, D1Database, Env, Headers, Method, Request, Response};
 
 /// Binding and secret names, as in `wrangler.toml`.
 const DB: &str = "DB";
@@ -24,8 +25,8 @@ const READ_KEYS: &str = "READ_KEYS";
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    match route(&mut req, &env).await {
-        Ok(body) => Response::from_json(&body),
+    match handle(&mut req, &env).await {
+        Ok(resp) => Ok(resp),
         Err(e) => {
             if e.status() >= 500 {
                 worker::console_error!("dashboard-api: {e}");
@@ -40,32 +41,96 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     }
 }
 
-async fn route(req: &mut Request, env: &Env) -> Result<serde_json::Value, ApiError> {
+/// Authenticates, then answers from the cache or by evaluating, and stores
+/// what may be cached. Every response says which in `Cache-Status`.
+async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let path = req.path();
     if path == "/" && req.method() == Method::Get {
-        return Ok(serde_json::json!({ "service": "dashboard-api", "status": "ok", "version": env!("CARGO_PKG_VERSION") }));
+        let status = serde_json::json!({ "service": "dashboard-api", "status": "ok", "version": env!("CARGO_PKG_VERSION") });
+        return Response::from_json(&status).map_err(internal);
     }
     let tenant = tenant(req, env)?;
     let params = params(req).await?;
     let db = env.d1(DB).map_err(|e| ApiError::Config(e.to_string()))?;
     let now = worker::Date::now().as_millis() as f64 / 1000.0;
+    let key = match cache::candidate(&path, &params, now) {
+        true => cache::key(&tenant, store::generation(&db, &tenant).await?, &path, &params),
+        false => None,
+    };
+    if let Some(key) = &key {
+        // A cache that fails to answer is a miss, not an error.
+        if let Ok(Some(hit)) = Cache::default().get(key.as_str(), true).await {
+            return with_cache_status(hit, "hit");
+        }
+    }
+    let answer = route(req.method(), &path, &db, &tenant, &params, env, now).await?;
+    let mut resp = Response::from_json(&answer.body).map_err(internal)?;
+    let stored = match (key, answer.until) {
+        (Some(key), Some(until)) if cache::closed(until, now) => {
+            let copy = resp.cloned().map_err(internal)?;
+            let copy = copy.with_headers(headers(&[("content-type", "application/json"), ("cache-control", &format!("max-age={}", cache::TTL_S))])?);
+            match Cache::default().put(key.as_str(), copy).await {
+                Ok(()) => true,
+                Err(e) => {
+                    worker::console_warn!("dashboard-api: caching a response failed: {e}");
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
+    with_cache_status(resp, if stored { "fwd=miss; stored" } else { "fwd=uri-miss" })
+}
+
+async fn route(
+    method: Method,
+    path: &str,
+    db: &D1Database,
+    tenant: &str,
+    params: &params::Params,
+    env: &Env,
+    now: f64,
+) -> Result<api::Answer, ApiError> {
     let kept = config::Kept::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
-    match (req.method(), path.as_str()) {
-        (Method::Get | Method::Post, "/api/v1/query") => api::query(&db, &tenant, &params, &kept, now).await,
-        (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(&db, &tenant, &params, &kept, now).await,
-        (Method::Get | Method::Post, "/api/v1/series") => api::series(&db, &tenant, &params).await,
-        (Method::Get | Method::Post, "/api/v1/labels") => api::labels(&db, &tenant, &params).await,
-        (Method::Get, "/api/v1/metadata") => api::metadata(&db, &tenant, &params).await,
+    match (method, path) {
+        (Method::Get | Method::Post, "/api/v1/query") => api::query(db, tenant, params, &kept, now).await,
+        (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(db, tenant, params, &kept, now).await,
+        (Method::Get | Method::Post, "/api/v1/series") => api::series(db, tenant, params).await.map(Into::into),
+        (Method::Get | Method::Post, "/api/v1/labels") => api::labels(db, tenant, params).await.map(Into::into),
+        (Method::Get, "/api/v1/metadata") => api::metadata(db, tenant, params).await.map(Into::into),
         (Method::Get, p) if p.starts_with("/api/v1/label/") && p.ends_with("/values") => {
             let label = &p["/api/v1/label/".len()..p.len() - "/values".len()];
-            api::label_values(&db, &tenant, label, &params).await
+            api::label_values(db, tenant, label, params).await.map(Into::into)
         }
-        (Method::Get, "/api/v1/status/buildinfo") => Ok(api::buildinfo()),
-        (Method::Get, "/api/v1/json/metrics") => api::json_metrics(&db, &tenant).await,
-        (Method::Get, "/api/v1/json/series") => api::json_series(&db, &tenant, &params).await,
-        (Method::Get, "/api/v1/json/percentiles") => api::json_percentiles(&db, &tenant, &params, &kept, now).await,
-        _ => Err(ApiError::NotFound(path)),
+        (Method::Get, "/api/v1/status/buildinfo") => Ok(api::buildinfo().into()),
+        (Method::Get, "/api/v1/json/metrics") => api::json_metrics(db, tenant).await.map(Into::into),
+        (Method::Get, "/api/v1/json/series") => api::json_series(db, tenant, params).await.map(Into::into),
+        (Method::Get, "/api/v1/json/percentiles") => api::json_percentiles(db, tenant, params, &kept, now).await,
+        _ => Err(ApiError::NotFound(path.to_owned())),
     }
+}
+
+/// `Cache-Status` (RFC 9211): `hit`, `fwd=miss; stored`, or `fwd=uri-miss`
+/// for what is not cached.
+fn with_cache_status(resp: Response, status: &str) -> Result<Response, ApiError> {
+    let h = resp.headers().clone();
+    h.set("cache-status", &format!("dashboard-api; {status}")).map_err(internal)?;
+    // A cached copy carries max-age for the Cache API; the client must not
+    // keep authenticated answers in shared caches.
+    h.set("cache-control", "private, no-store").map_err(internal)?;
+    Ok(resp.with_headers(h))
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Result<Headers, ApiError> {
+    let h = Headers::new();
+    for (k, v) in pairs {
+        h.set(k, v).map_err(internal)?;
+    }
+    Ok(h)
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    ApiError::Execution(format!("internal: {e}"))
 }
 
 /// The tenant of the request's read key (bearer token or basic-auth password).

@@ -146,3 +146,15 @@ pub async fn catalog(db: &D1Database, tenant: &str) -> Result<Vec<Entry>, ApiErr
         .filter_map(|r| Some(Entry { name: r.prom_name, labels: labels_from_json(&r.labels), kind: Kind::parse(&r.kind)?, unit: r.unit }))
         .collect())
 }
+
+/// The tenant's cache generation (0 before the rollup first sets it); see
+/// [`crate::cache`].
+pub async fn generation(db: &D1Database, tenant: &str) -> Result<u64, ApiError> {
+    #[derive(Deserialize)]
+    struct GenerationRow {
+        generation: f64,
+    }
+    let sql = "SELECT generation FROM cache_generation WHERE tenant = ?1";
+    let row = read(|| async { db.prepare(sql).bind(&[tenant.into()])?.first::<GenerationRow>(None).await }).await?;
+    Ok(row.map_or(0, |r| r.generation as u64))
+}

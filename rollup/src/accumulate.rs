@@ -94,6 +94,20 @@ impl Accumulator {
         }
         self.series.retain(|_, slots| !slots.is_empty());
     }
+
+    /// The tenants whose buckets this writes include one that dashboard-api
+    /// may have cached a response from (see [`proto::aggregate::late_write`]):
+    /// their cache generation must move on.
+    pub fn late_tenants(&self, now_s: i64) -> Vec<String> {
+        let mut tenants: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(_, slots)| slots.keys().any(|s| proto::aggregate::late_write(i64::from(s.resolution), s.bucket_start, now_s)))
+            .map(|(k, _)| k.tenant.clone())
+            .collect();
+        tenants.dedup();
+        tenants
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +132,21 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn late_tenants_are_those_writing_buckets_that_ended_five_minutes_ago() {
+        let now = 1_700_006_400 + 7200; // 02:00 on a day
+        let mut acc = Accumulator::default();
+        // On time: the minute before now, in the open hour and day.
+        acc.add_batch(&batch(vec![(1.0, now - 30)]));
+        assert!(acc.late_tenants(now as i64).is_empty());
+        // Four minutes old: its minute ended less than five minutes ago.
+        acc.add_batch(&batch(vec![(1.0, now - 240)]));
+        assert!(acc.late_tenants(now as i64).is_empty());
+        // Six minutes old: a dashboard may have cached its minute.
+        acc.add_batch(&Batch { tenant: "u".into(), ..batch(vec![(1.0, now - 360)]) });
+        assert_eq!(acc.late_tenants(now as i64), ["u"]);
     }
 
     #[test]

@@ -198,7 +198,8 @@ async fn apply_archive(
         .collect();
     let stored = store::stored(db, &places).await?;
     let writes = plan::plan(&acc, &ids, &stored)?;
-    store::apply(db, lease, &writes, &state_writes, key, &batch_ids, acc.points, now_ms).await?;
+    let late = acc.late_tenants((now_ms / 1000) as i64);
+    store::apply(db, lease, &writes, &state_writes, key, &batch_ids, &late, acc.points, now_ms).await?;
     Ok(acc.points)
 }
 

@@ -304,6 +304,7 @@ pub async fn apply(
     states: &[StateWrite],
     archive_key: &str,
     batch_ids: &[String],
+    late_tenants: &[String],
     points: u64,
     now_ms: u64,
 ) -> Result<(), RollupError> {
@@ -352,6 +353,16 @@ pub async fn apply(
         let sql = format!("INSERT INTO processed_batches (batch_id, archive_key) VALUES {}", placeholders(chunk.len(), 2));
         let params: Vec<JsValue> = chunk.iter().flat_map(|id| [id.as_str().into(), archive_key.into()]).collect();
         statements.push(prepare(db, &sql, &params)?);
+    }
+    // In the same transaction as the writes, so dashboard-api never caches
+    // under the new generation a response computed before them.
+    for tenant in late_tenants {
+        statements.push(prepare(
+            db,
+            "INSERT INTO cache_generation (tenant, generation) VALUES (?1, 1) \
+             ON CONFLICT (tenant) DO UPDATE SET generation = generation + 1",
+            &[tenant.as_str().into()],
+        )?);
     }
     statements.push(prepare(
         db,

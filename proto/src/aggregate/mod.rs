@@ -40,6 +40,19 @@ pub fn first_kept_start(resolution: i64, keep_days: u64, now_s: i64) -> i64 {
     now_s - keep_days as i64 * 86_400 - resolution + 1
 }
 
+/// dashboard-api caches the responses of queries whose buckets all ended at
+/// least this long ago: by then, on-time data has been rolled up.
+pub const CLOSED_AFTER_S: i64 = 600;
+
+/// Whether a bucket written at `now_s` holds late data that may change a
+/// response dashboard-api has cached: the bucket ended more than half of
+/// [`CLOSED_AFTER_S`] ago. The other half is a margin for the time between
+/// the rollup reading the clock and committing, and for clock differences
+/// between Workers. The rollup then moves the tenant's cache generation on.
+pub fn late_write(resolution: i64, bucket_start: i64, now_s: i64) -> bool {
+    bucket_start + resolution <= now_s - CLOSED_AFTER_S / 2
+}
+
 /// Significant figures the histograms keep.
 pub const SIGNIFICANT_FIGURES: u8 = 3;
 
