@@ -24,12 +24,14 @@
 //! the bucket's width.
 
 mod row;
+mod sparse;
 
 pub use row::{blob, Row};
 
 use crate::point::{Point, Value};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+use sparse::Sparse;
 
 /// The oldest bucket start of `resolution` seconds still kept at `now_s`
 /// when that resolution is kept `keep_days` days: a bucket
@@ -203,12 +205,13 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 /// Samples as two HdrHistograms of scaled magnitudes: one for values ≥ 0 and
-/// a mirrored one for negative values.
+/// a mirrored one for negative values, held sparsely in memory
+/// ([`sparse`]) and densely only while encoding or decoding.
 #[derive(Clone, Debug)]
 pub struct Samples {
     scale: f64,
-    positive: Histogram<u64>,
-    negative: Histogram<u64>,
+    positive: Sparse,
+    negative: Sparse,
 }
 
 impl PartialEq for Samples {
@@ -224,7 +227,7 @@ fn new_histogram() -> Histogram<u64> {
 
 impl Samples {
     pub fn new(scale: f64) -> Samples {
-        Samples { scale, positive: new_histogram(), negative: new_histogram() }
+        Samples { scale, positive: Sparse::default(), negative: Sparse::default() }
     }
 
     /// Number of samples recorded.
@@ -244,26 +247,21 @@ impl Samples {
         let scaled = (v.abs() * self.scale).round();
         let scaled = if scaled >= MAX_SCALED as f64 { MAX_SCALED } else { scaled as u64 };
         let h = if v < 0.0 { &mut self.negative } else { &mut self.positive };
-        // Auto-resizing histograms accept any value up to MAX_SCALED; the only
-        // failure left is a count overflowing u64, which saturates instead.
-        if h.record_n(scaled, n).is_err() {
-            let _ = h.saturating_record_n(scaled, n);
-        }
+        h.record(scaled, n);
     }
 
     /// Adds another set of samples. Differently scaled samples (a series whose
     /// unit changed) are re-recorded at this scale.
     pub fn merge(&mut self, other: &Samples) {
         if other.scale == self.scale {
-            // Both auto-resize, so addition only fails on count overflow.
-            let _ = self.positive.add(&other.positive);
-            let _ = self.negative.add(&other.negative);
+            self.positive.add(&other.positive);
+            self.negative.add(&other.negative);
             return;
         }
         for (h, sign) in [(&other.positive, 1.0), (&other.negative, -1.0)] {
-            for it in h.iter_recorded() {
-                let v = sign * h.median_equivalent(it.value_iterated_to()) as f64 / other.scale;
-                self.record(v, it.count_at_value());
+            for (bucket, count) in h.iter() {
+                let v = sign * sparse::median_equivalent(bucket) as f64 / other.scale;
+                self.record(v, count);
             }
         }
     }
@@ -295,9 +293,9 @@ impl Samples {
         } else {
             (&self.positive, rank - neg, 1.0)
         };
-        let scaled = nth_smallest(h, k)?;
-        let lo = h.lowest_equivalent(scaled) as f64 / self.scale;
-        let hi = h.highest_equivalent(scaled) as f64 / self.scale;
+        let scaled = h.nth_smallest(k)?;
+        let lo = sparse::lowest_equivalent(scaled) as f64 / self.scale;
+        let hi = sparse::highest_equivalent(scaled) as f64 / self.scale;
         let v = sign * shortest_in(lo, hi);
         Some(match (min, max) {
             (Some(a), Some(b)) => v.clamp(a, b),
@@ -311,10 +309,10 @@ impl Samples {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![SAMPLES_FORMAT];
         out.extend_from_slice(&self.scale.to_le_bytes());
-        let pos = serialize(&self.positive);
+        let pos = serialize(&self.positive.to_histogram());
         out.extend_from_slice(&(pos.len() as u32).to_le_bytes());
         out.extend_from_slice(&pos);
-        out.extend_from_slice(&serialize(&self.negative));
+        out.extend_from_slice(&serialize(&self.negative.to_histogram()));
         out
     }
 
@@ -335,7 +333,7 @@ impl Samples {
         if !(scale.is_finite() && scale > 0.0) {
             return Err(corrupt("invalid scale"));
         }
-        Ok(Samples { scale, positive: deserialize(pos)?, negative: deserialize(neg)? })
+        Ok(Samples { scale, positive: sparse_of(pos)?, negative: sparse_of(neg)? })
     }
 }
 
@@ -350,6 +348,18 @@ fn serialize(h: &Histogram<u64>) -> Vec<u8> {
     out
 }
 
+/// Decodes one stored histogram, directly if it has this module's
+/// configuration, through the crate otherwise.
+fn sparse_of(bytes: &[u8]) -> Result<Sparse, AggregateError> {
+    if bytes.is_empty() {
+        return Ok(Sparse::default());
+    }
+    match Sparse::from_v2_deflate(bytes) {
+        Some(s) => Ok(s),
+        None => Ok(Sparse::from_histogram(&deserialize(bytes)?)),
+    }
+}
+
 fn deserialize(bytes: &[u8]) -> Result<Histogram<u64>, AggregateError> {
     if bytes.is_empty() {
         return Ok(new_histogram());
@@ -359,18 +369,6 @@ fn deserialize(bytes: &[u8]) -> Result<Histogram<u64>, AggregateError> {
         .map_err(|e| AggregateError::Corrupt(format!("{e:?}")))?;
     h.auto(true);
     Ok(h)
-}
-
-/// The k-th smallest recorded value (1-based), as recorded (scaled).
-fn nth_smallest(h: &Histogram<u64>, k: u64) -> Option<u64> {
-    let mut seen = 0u64;
-    for it in h.iter_recorded() {
-        seen += it.count_at_value();
-        if seen >= k {
-            return Some(it.value_iterated_to());
-        }
-    }
-    None
 }
 
 /// The number with the fewest significant digits in `[lo, hi]` (0 ≤ lo ≤ hi),
