@@ -85,6 +85,49 @@ pub fn metrics_request(points: usize, time_unix_nano: u64) -> ExportMetricsServi
     }
 }
 
+/// `n` request latencies in ms, log-normal around 40 ms (σ = 1.2 in log
+/// space, so a long tail), deterministic for a `seed` (splitmix64).
+pub fn latencies(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (next().max(1e-12), next());
+            (40f64.ln() + 1.2 * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()).exp()
+        })
+        .collect()
+}
+
+/// A metrics export of one gauge `metric` in ms with the point attributes
+/// `attrs`: one data point per (unix nanoseconds, value).
+pub fn gauge_request(metric: &str, attrs: &[(&str, &str)], points: &[(u64, f64)]) -> ExportMetricsServiceRequest {
+    let data_points = points
+        .iter()
+        .map(|&(time_unix_nano, v)| NumberDataPoint {
+            attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+            time_unix_nano,
+            value: Some(number_data_point::Value::AsDouble(v)),
+            ..Default::default()
+        })
+        .collect();
+    let data = metric::Data::Gauge(Gauge { data_points });
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource()),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric { name: metric.into(), unit: "ms".into(), data: Some(data), ..Default::default() }],
+                ..Default::default()
+            }],
+        }],
+    }
+}
+
 /// A traces export of `spans` spans over 10 operations, each with 5
 /// attributes, ending around `time_unix_nano`.
 pub fn traces_request(spans: usize, time_unix_nano: u64) -> ExportTraceServiceRequest {

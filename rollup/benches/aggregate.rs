@@ -8,6 +8,7 @@
 use criterion::{BatchSize, Criterion, Throughput};
 use prost::Message;
 use proto::aggregate::Aggregate;
+use proto::fixtures::latencies;
 use proto::point::{Batch, Point, Value};
 use rollup::accumulate::Slot;
 use rollup::plan::{self, Stored, Write};
@@ -38,24 +39,6 @@ fn aggregate(bytes: &[u8], stored: &HashMap<(i64, Slot), Stored>) -> Vec<Write> 
     let (acc, _) = prepare::prepare(prepare::keyed(&archive), &HashMap::new(), &HashMap::new());
     let ids: HashMap<_, i64> = acc.series.keys().enumerate().map(|(i, k)| (plan::identity(k), i as i64)).collect();
     plan::plan(&acc, &ids, stored).expect("plan")
-}
-
-/// splitmix64 → a log-normal request latency in ms around 40 ms.
-fn latencies(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed;
-    let mut next = move || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let (u1, u2) = (next().max(1e-12), next());
-            (40f64.ln() + 1.2 * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()).exp()
-        })
-        .collect()
 }
 
 /// Bytes of the samples blob of one bucket holding `values`.

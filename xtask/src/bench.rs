@@ -8,7 +8,7 @@
 //! broker and the R2 simulator run inside the same workerd process, so their
 //! CPU is charged too: the figures are an upper bound on what production bills.
 
-use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_TENANT};
+use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_TENANT};
 use crate::{root, step, tools, workers};
 use anyhow::{bail, Context, Result};
 use prost::Message;
@@ -62,7 +62,7 @@ pub(crate) fn settle(group: u32) -> Result<f64> {
 }
 
 /// Builds what is missing and starts a stack for a benchmark on a fresh
-/// state folder under `target/<name>`, with the dev ingest key and `vars`.
+/// state folder under `target/<name>`, with the dev keys and `vars`.
 pub(crate) fn fresh_stack(name: &str, port_offset: u16, vars: Vec<(&'static str, String, String)>) -> Result<Stack> {
     let root = root();
     let tools = tools::ensure(&root)?;
@@ -79,7 +79,7 @@ pub(crate) fn fresh_stack(name: &str, port_offset: u16, vars: Vec<(&'static str,
         state,
         port_offset,
         ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}"}}"#),
-        read_keys: "{}".into(),
+        read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}"}}"#),
         vars,
         logs: Logs::Files(work.join("logs")),
     };

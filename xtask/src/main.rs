@@ -18,6 +18,8 @@ commands:
   bench-rollup
            time one rollup cron run over points ingested through the local stack
              --points N    points (default 100000)
+  bench-query
+           time dashboard-api queries over 7 days and 24 hours of minute histograms in the local runtime
   deploy   publish the three Workers and apply D1 migrations remotely
              --dry-run     bundle each Worker and report sizes; publish nothing
 ";
@@ -72,6 +74,12 @@ fn main() -> Result<()> {
                 }
             }
             xtask::bench_rollup::run(points)
+        }
+        "bench-query" => {
+            if let Some(other) = rest.first() {
+                bail!("unknown option {other:?} for bench-query\n\n{HELP}");
+            }
+            xtask::bench_query::run()
         }
         "deploy" => match rest.first().map(String::as_str) {
             None => xtask::deploy::publish(),
