@@ -73,9 +73,17 @@ impl Sparse {
         self.len = self.len.saturating_add(n);
     }
 
-    /// Adds another's samples: a merge of two sorted lists.
+    /// Adds another's samples: a merge of two sorted lists, or, when the
+    /// other is much smaller (a minute merged into a week), a lookup per
+    /// bucket, so that a long window does not rebuild its list per merge.
     pub fn add(&mut self, other: &Sparse) {
         if other.buckets.is_empty() {
+            return;
+        }
+        if other.buckets.len() * 64 < self.buckets.len() {
+            for &(key, count) in &other.buckets {
+                self.record(key, count);
+            }
             return;
         }
         let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
@@ -257,6 +265,17 @@ mod tests {
         }
         assert_eq!(merged, by_records);
         assert_eq!(merged.len(), 9);
+        // A small list into a large one takes the lookup path; same result.
+        let mut large = Sparse::default();
+        for v in 0..20_000u64 {
+            large.record(v * 7919, 1);
+        }
+        let (mut looked_up, mut by_records) = (large.clone(), large.clone());
+        looked_up.add(&b);
+        for (k, c) in b.iter() {
+            by_records.record(k, c);
+        }
+        assert_eq!(looked_up, by_records);
         assert_eq!(merged.nth_smallest(1), Some(3));
         assert_eq!(merged.nth_smallest(4), Some(5));
         assert_eq!(merged.nth_smallest(9), Some(lowest_equivalent(u64::MAX >> 2)));
