@@ -35,7 +35,7 @@ const CACHEABLE: [(&str, &str); 3] = [("/api/v1/query", "time"), ("/api/v1/query
 /// the buckets actually read.
 pub fn candidate(path: &str, params: &Params, now: f64) -> bool {
     let Some((_, end)) = CACHEABLE.iter().find(|(p, _)| *p == path) else { return false };
-    params.get(end).filter(|v| !v.is_empty()).is_some_and(|_| params.required_time(end).is_ok_and(|t| closed(t, now)))
+    params.required_time(end).is_ok_and(|t| closed(t, now))
 }
 
 /// Whether data that ends at `until` (unix seconds) is closed at `now`.

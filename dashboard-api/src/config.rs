@@ -50,13 +50,8 @@ impl Kept {
     }
 }
 
-/// A whole number from 1 to 2^32 - 1, or `default` if unset.
 fn positive(var: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, ApiError> {
-    let Some(text) = var(name) else { return Ok(default) };
-    match text.trim().parse::<u64>() {
-        Ok(n) if (1..=u64::from(u32::MAX)).contains(&n) => Ok(n),
-        _ => Err(ApiError::Config(format!("{name} must be a whole number from 1 to {}, not {text:?}", u32::MAX))),
-    }
+    proto::vars::positive(var, name, default).map_err(ApiError::Config)
 }
 
 #[cfg(test)]

@@ -21,3 +21,4 @@ pub mod names;
 pub mod normalize;
 pub mod otlp;
 pub mod point;
+pub mod vars;

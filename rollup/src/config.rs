@@ -106,13 +106,8 @@ impl Config {
     }
 }
 
-/// A whole number from 1 to 2^32 - 1, or `default` if unset.
 fn positive(var: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, RollupError> {
-    let Some(text) = var(name) else { return Ok(default) };
-    match text.trim().parse::<u64>() {
-        Ok(n) if (1..=u64::from(u32::MAX)).contains(&n) => Ok(n),
-        _ => Err(RollupError::Config(format!("{name} must be a whole number from 1 to {}, not {text:?}", u32::MAX))),
-    }
+    proto::vars::positive(var, name, default).map_err(RollupError::Config)
 }
 
 #[cfg(test)]

@@ -86,36 +86,28 @@ impl Sparse {
             }
             return;
         }
-        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-        let (mut a, mut b) = (self.buckets.iter().peekable(), other.buckets.iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&(ka, ca)), Some(&&(kb, cb))) if ka == kb => {
-                    a.next();
-                    b.next();
-                    (ka, ca.saturating_add(cb))
+        let (a, b) = (&self.buckets, &other.buckets);
+        let mut merged = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => {
+                    merged.push(a[i]);
+                    i += 1;
                 }
-                (Some(&&x), Some(&&y)) => {
-                    if x.0 < y.0 {
-                        a.next();
-                        x
-                    } else {
-                        b.next();
-                        y
-                    }
+                std::cmp::Ordering::Greater => {
+                    merged.push(b[j]);
+                    j += 1;
                 }
-                (Some(&&x), None) => {
-                    a.next();
-                    x
+                std::cmp::Ordering::Equal => {
+                    merged.push((a[i].0, a[i].1.saturating_add(b[j].1)));
+                    i += 1;
+                    j += 1;
                 }
-                (None, Some(&&y)) => {
-                    b.next();
-                    y
-                }
-                (None, None) => break,
-            };
-            merged.push(next);
+            }
         }
+        merged.extend_from_slice(&a[i..]);
+        merged.extend_from_slice(&b[j..]);
         self.buckets = merged;
         self.len = self.len.saturating_add(other.len);
     }
