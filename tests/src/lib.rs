@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use xtask::encode;
 pub use xtask::stack::{DEV_INGEST_KEY, DEV_READ_KEY};
 pub use xtask::test::{MAX_DELETES_PER_RUN, MAX_POINTS_PER_RUN, MAX_SERIES_PER_METRIC, OTHER_INGEST_KEY, OTHER_READ_KEY};
 
@@ -246,6 +247,12 @@ pub fn post_labelled_gauge(stack: &Stack, key: &str, metric: &str, unit: &str, l
 fn post_gauge_export(stack: &Stack, key: &str, metric: &str, unit: &str, data: Vec<serde_json::Value>) -> Result<()> {
     let body = serde_json::json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": metric, "unit": unit, "gauge": { "dataPoints": data } } ] }] }] });
+    post_accepted(stack, key, &body)
+}
+
+/// Posts an OTLP/JSON metrics export with the ingest key `key`, and fails
+/// unless every point was accepted.
+pub fn post_accepted(stack: &Stack, key: &str, body: &serde_json::Value) -> Result<()> {
     let r = post(
         &format!("{}/v1/metrics", stack.ingest),
         &[("content-type", "application/json"), ("authorization", &format!("Bearer {key}"))],
@@ -253,6 +260,14 @@ fn post_gauge_export(stack: &Stack, key: &str, metric: &str, unit: &str, data: V
     )?;
     anyhow::ensure!(r.status == 200 && !r.text().contains("rejectedDataPoints"), "ingest answered {}: {}", r.status, r.text());
     Ok(())
+}
+
+/// A GET of dashboard-api's `path_and_query` with this `Authorization`
+/// header; fails unless it answers 200.
+pub fn dashboard_get(stack: &Stack, authorization: &str, path_and_query: &str) -> Result<Reply> {
+    let r = get(&format!("{}{path_and_query}", stack.dashboard), &[("authorization", authorization)])?;
+    anyhow::ensure!(r.status == 200, "GET {path_and_query} answered {}: {}", r.status, r.text());
+    Ok(r)
 }
 
 /// Points of the dev tenant's `metric` counted in its buckets of
@@ -277,16 +292,6 @@ pub fn basic(user: &str, password: &str) -> String {
         }
     }
     format!("Basic {out}")
-}
-
-/// Percent-encodes a query parameter value.
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// An instant query against dashboard-api with the dev read key.

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 /// (Cache-Status, body) of a GET with `key`.
 fn query(stack: &Stack, key: &str, path_and_query: &str) -> anyhow::Result<(String, Value)> {
-    let r = get(&format!("{}{path_and_query}", stack.dashboard), &[("authorization", &format!("Bearer {key}"))])?;
-    anyhow::ensure!(r.status == 200, "{path_and_query} answered {}: {}", r.status, r.text());
+    let r = dashboard_get(stack, &format!("Bearer {key}"), path_and_query)?;
     Ok((r.header("cache-status").unwrap_or("").to_owned(), r.json()))
 }
 

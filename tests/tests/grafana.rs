@@ -9,9 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 fn grafana_get(stack: &Stack, path_and_query: &str) -> anyhow::Result<Value> {
-    let r = get(&format!("{}{path_and_query}", stack.dashboard), &[("authorization", &basic("grafana", DEV_READ_KEY))])?;
-    anyhow::ensure!(r.status == 200, "GET {path_and_query} answered {}: {}", r.status, r.text());
-    Ok(r.json())
+    Ok(dashboard_get(stack, &basic("grafana", DEV_READ_KEY), path_and_query)?.json())
 }
 
 fn grafana_post(stack: &Stack, path: &str, form: &[(&str, &str)]) -> anyhow::Result<Value> {

@@ -7,20 +7,8 @@ use e2e::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn send(stack: &Stack, key: &str, body: &Value) -> anyhow::Result<()> {
-    let r = post(
-        &format!("{}/v1/metrics", stack.ingest),
-        &[("content-type", "application/json"), ("authorization", &format!("Bearer {key}"))],
-        body.to_string().as_bytes(),
-    )?;
-    anyhow::ensure!(r.status == 200 && !r.text().contains("rejectedDataPoints"), "ingest answered {}: {}", r.status, r.text());
-    Ok(())
-}
-
 fn api(stack: &Stack, key: &str, path_and_query: &str) -> anyhow::Result<Value> {
-    let r = get(&format!("{}{path_and_query}", stack.dashboard), &[("authorization", &format!("Bearer {key}"))])?;
-    anyhow::ensure!(r.status == 200, "{path_and_query} answered {}: {}", r.status, r.text());
-    Ok(r.json())
+    Ok(dashboard_get(stack, &format!("Bearer {key}"), path_and_query)?.json())
 }
 
 #[test]
@@ -48,12 +36,12 @@ fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     let dev = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": lat, "unit": "ms", "gauge": { "dataPoints": lat_points } },
         { "name": requests, "sum": { "aggregationTemporality": 1, "isMonotonic": true, "dataPoints": counts } } ] }] }] });
-    send(&stack, DEV_INGEST_KEY, &dev)?;
+    post_accepted(&stack, DEV_INGEST_KEY, &dev)?;
     // The other tenant: the same metric name, a label value of its own.
     let other = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": lat, "unit": "ms", "gauge": { "dataPoints": [
             { "timeUnixNano": (m0 * 1_000_000_000).to_string(), "asDouble": 5000.0, "attributes": [attr("route", "/secret")] } ] } } ] }] }] });
-    send(&stack, OTHER_INGEST_KEY, &other)?;
+    post_accepted(&stack, OTHER_INGEST_KEY, &other)?;
     rollup_until(&stack, Duration::from_secs(60), || {
         let n = d1(&format!(
             "SELECT SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{lat}' AND a.resolution = 60"

@@ -18,7 +18,7 @@
 
 use crate::bench::{fresh_stack, send, settle};
 use crate::stack::{self, Stack, DEV_READ_KEY};
-use crate::step;
+use crate::{encode, step};
 use anyhow::{bail, Context, Result};
 use prost::Message;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,16 +85,6 @@ fn measure(agent: &ureq::Agent, stack: &Stack, group: u32, mut path: impl FnMut(
         v[v.len() / 2]
     };
     Ok((median(walls), median(cpus), size))
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub fn run() -> Result<()> {
