@@ -95,6 +95,12 @@ pub async fn labels(db: &D1Database, tenant: &str, params: &Params) -> Result<se
     Ok(prom::success(serde_json::json!(catalog::label_names(&store::catalog(db, tenant).await?, &selectors))))
 }
 
+/// The label name of a `/api/v1/label/<name>/values` path, if it is one
+/// (a name of at least one character).
+pub fn label_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v1/label/")?.strip_suffix("/values").filter(|name| !name.is_empty())
+}
+
 /// `/api/v1/label/<name>/values`.
 pub async fn label_values(db: &D1Database, tenant: &str, label: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let selectors = catalog::selectors(&params.all("match[]"))?;
@@ -147,4 +153,19 @@ pub fn buildinfo() -> serde_json::Value {
         "buildDate": "",
         "goVersion": "",
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_paths_name_one_label_or_none() {
+        assert_eq!(label_of("/api/v1/label/route/values"), Some("route"));
+        assert_eq!(label_of("/api/v1/label/__name__/values"), Some("__name__"));
+        // Shorter than prefix and suffix together: once sliced out of range.
+        assert_eq!(label_of("/api/v1/label/values"), None);
+        assert_eq!(label_of("/api/v1/label//values"), None);
+        assert_eq!(label_of("/api/v1/labels"), None);
+    }
 }

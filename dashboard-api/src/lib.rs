@@ -92,16 +92,15 @@ async fn route(
     now: f64,
 ) -> Result<api::Answer, ApiError> {
     let kept = config::Kept::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
+    if let (Method::Get, Some(label)) = (&method, api::label_of(path)) {
+        return api::label_values(db, tenant, label, params).await.map(Into::into);
+    }
     match (method, path) {
         (Method::Get | Method::Post, "/api/v1/query") => api::query(db, tenant, params, &kept, now).await,
         (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(db, tenant, params, &kept, now).await,
         (Method::Get | Method::Post, "/api/v1/series") => api::series(db, tenant, params).await.map(Into::into),
         (Method::Get | Method::Post, "/api/v1/labels") => api::labels(db, tenant, params).await.map(Into::into),
         (Method::Get, "/api/v1/metadata") => api::metadata(db, tenant, params).await.map(Into::into),
-        (Method::Get, p) if p.starts_with("/api/v1/label/") && p.ends_with("/values") => {
-            let label = &p["/api/v1/label/".len()..p.len() - "/values".len()];
-            api::label_values(db, tenant, label, params).await.map(Into::into)
-        }
         (Method::Get, "/api/v1/status/buildinfo") => Ok(api::buildinfo().into()),
         (Method::Get, "/api/v1/json/metrics") => api::json_metrics(db, tenant).await.map(Into::into),
         (Method::Get, "/api/v1/json/series") => api::json_series(db, tenant, params).await.map(Into::into),
