@@ -44,11 +44,15 @@ pub fn closed(until: f64, now: f64) -> bool {
 }
 
 /// The cache key (a URL, as the Cache API wants) of a request's response:
-/// tenant, generation, build, path and every parameter, sorted so that
-/// parameter order does not matter. `None` if it would be too long.
+/// tenant, generation, build, path and every parameter, sorted by name so
+/// that the order of different parameters does not matter. The values of
+/// a repeated name keep their order: evaluation reads the first
+/// ([`Params::get`]), so `time=A&time=B` and `time=B&time=A` are different
+/// requests. `None` if the key would be too long.
 pub fn key(tenant: &str, generation: u64, path: &str, params: &Params) -> Option<String> {
     let mut pairs: Vec<(&str, &str)> = params.iter().collect();
-    pairs.sort();
+    // Stable: equal names stay in the order they were given.
+    pairs.sort_by_key(|(name, _)| *name);
     let query = worker::url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
     let tenant: String = worker::url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect();
     let key = format!(
@@ -92,6 +96,11 @@ mod tests {
         assert!(k.starts_with("https://dashboard-api.cache/acme/3/"), "{k}");
         assert!(k.ends_with("/api/v1/query?query=sum%28up%29&time=100"), "{k}");
         assert_eq!(k, key("acme", 3, "/api/v1/query", &params("time=100&query=sum(up)")).unwrap());
+        // A repeated parameter is evaluated by its first value, so the
+        // order of its values is part of the key.
+        let (ab, ba) = (params("query=up&time=100&time=200"), params("query=up&time=200&time=100"));
+        assert_eq!((ab.get("time"), ba.get("time")), (Some("100"), Some("200")));
+        assert_ne!(key("acme", 3, "/api/v1/query", &ab), key("acme", 3, "/api/v1/query", &ba));
         assert_ne!(k, key("acme", 4, "/api/v1/query", &p).unwrap());
         assert_ne!(k, key("other", 3, "/api/v1/query", &p).unwrap());
         // A tenant name cannot reach into another tenant's path.
