@@ -82,24 +82,41 @@ fn check_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Cuts a value to [`MAX_VALUE_BYTES`]; 1 if it was cut.
-fn cut(value: &mut String) -> usize {
+/// The longest prefix of `value` of at most [`MAX_VALUE_BYTES`] that ends
+/// on a character boundary.
+fn prefix(value: &str) -> &str {
     if value.len() <= MAX_VALUE_BYTES {
-        return 0;
+        return value;
     }
     let mut end = MAX_VALUE_BYTES;
     while !value.is_char_boundary(end) {
         end -= 1;
     }
+    &value[..end]
+}
+
+/// Cuts a value to [`MAX_VALUE_BYTES`]; 1 if it was cut.
+fn cut(value: &mut String) -> usize {
+    let end = prefix(value).len();
+    if end == value.len() {
+        return 0;
+    }
     value.truncate(end);
     1
 }
 
-/// Labels given as plain pairs (for metrics ingest derives itself).
-pub fn fixed(pairs: &[(&str, &str)]) -> Vec<Label> {
-    let mut labels: Vec<Label> = pairs.iter().map(|(k, v)| Label { key: (*k).to_owned(), value: (*v).to_owned() }).collect();
-    labels.sort_by(|a, b| a.key.cmp(&b.key));
-    labels
+/// Labels given as plain pairs (for metrics ingest derives itself from
+/// span names, services and severities), values cut to
+/// [`MAX_VALUE_BYTES`] like those of attributes.
+pub fn fixed(pairs: &[(&str, &str)]) -> Labeled {
+    let mut out = Labeled::default();
+    for (key, value) in pairs {
+        let kept = prefix(value);
+        out.truncated += usize::from(kept.len() < value.len());
+        out.labels.push(Label { key: (*key).to_owned(), value: kept.to_owned() });
+    }
+    out.labels.sort_by(|a, b| a.key.cmp(&b.key));
+    out
 }
 
 #[cfg(test)]

@@ -40,8 +40,9 @@ pub fn normalize(req: &ExportLogsServiceRequest, now_unix_nano: u64) -> Normaliz
                     }
                 };
                 let sev = severity(rec.severity_number, &rec.severity_text);
-                let labels = super::labels::fixed(&[("service.name", service), ("severity", &sev)]);
-                let g = groups.entry((labels, t / 60_000_000_000)).or_default();
+                let labeled = super::labels::fixed(&[("service.name", service), ("severity", &sev)]);
+                out.truncated += labeled.truncated as u64;
+                let g = groups.entry((labeled.labels, t / 60_000_000_000)).or_default();
                 g.0 += 1;
                 g.1 = g.1.max(t);
             }
@@ -92,6 +93,21 @@ mod tests {
             .collect();
         assert_eq!(counts, [("ERROR".to_string(), 2.0), ("NOTICE".to_string(), 1.0), ("UNSPECIFIED".to_string(), 1.0)]);
         assert!(n.points().iter().all(|p| p.labels.iter().any(|l| l.key == "service.name" && l.value == "api")));
+    }
+
+    #[test]
+    fn a_long_service_name_is_cut_like_an_attribute_value() {
+        let service = "s".repeat(5000);
+        let body = format!(
+            r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
+              "scopeLogs":[{{"logRecords":[{{"severityNumber":9}},{{"severityNumber":9}}]}}]}}]}}"#
+        );
+        let n = normalize(&decode::logs(body.as_bytes(), Encoding::Json).unwrap(), NOW);
+        assert_eq!(n.truncated, 2, "once per record");
+        let points = n.points();
+        assert_eq!(points.len(), 1);
+        let kept = &points[0].labels.iter().find(|l| l.key == "service.name").unwrap().value;
+        assert_eq!(kept.len(), crate::normalize::labels::MAX_VALUE_BYTES);
     }
 
     #[test]

@@ -72,13 +72,14 @@ pub fn normalize(req: &ExportTraceServiceRequest, now_unix_nano: u64) -> Normali
                 let kind = SPAN_KINDS.get(span.kind as usize).copied().unwrap_or("SPAN_KIND_UNSPECIFIED");
                 let code = span.status.as_ref().map_or(0, |s| s.code);
                 let status = STATUS_CODES.get(code as usize).copied().unwrap_or("STATUS_CODE_UNSET");
-                let labels = super::labels::fixed(&[
+                let labeled = super::labels::fixed(&[
                     ("service.name", service),
                     ("span.name", &span.name),
                     ("span.kind", kind),
                     ("status.code", status),
                 ]);
-                let g = groups.entry((labels, end / 60_000_000_000)).or_default();
+                out.truncated += labeled.truncated as u64;
+                let g = groups.entry((labeled.labels, end / 60_000_000_000)).or_default();
                 g.latest = g.latest.max(end);
                 g.durations.push((end - start) as f64 / 1e6);
             }
@@ -177,6 +178,25 @@ mod tests {
         assert_eq!(n.points().len(), 2, "the zero-length span counts");
         let msg = n.error_message();
         assert!(msg.contains("ends before it starts") && msg.contains("missing") && msg.contains("future"), "{msg}");
+    }
+
+    #[test]
+    fn long_span_and_service_names_are_cut_like_attribute_values() {
+        let service = "s".repeat(3000);
+        let body = format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},
+                "scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            span(&"é".repeat(1500), 1, 0, NOW - MIN, NOW - MIN + 1)
+        );
+        let n = normalize(&decode::traces(body.as_bytes(), Encoding::Json).unwrap(), NOW);
+        assert_eq!(n.rejected, 0);
+        assert_eq!(n.truncated, 2, "service and span name of the one span");
+        let points = n.points();
+        for key in ["service.name", "span.name"] {
+            let value = &points[0].labels.iter().find(|l| l.key == key).unwrap().value;
+            assert!(value.len() <= crate::normalize::labels::MAX_VALUE_BYTES && value.len() >= 1023, "{key}: {}", value.len());
+        }
+        assert!(n.error_message().contains("were cut"), "{}", n.error_message());
     }
 
     #[test]
