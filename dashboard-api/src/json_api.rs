@@ -57,7 +57,7 @@ pub fn percentiles(metric: &str, series: &[SeriesData], times: &Times, quantiles
             }
             let q: serde_json::Map<String, Value> =
                 quantiles.iter().map(|&phi| (phi.to_string(), json!(agg.quantile(phi)))).collect();
-            points.push(json!({ "t": crate::prom::time(t), "count": agg.count, "sum": agg.sum, "min": agg.min, "max": agg.max, "quantiles": q }));
+            points.push(json!({ "t": crate::prom::time(t), "count": agg.count, "sum": agg.sum.value(), "min": agg.min, "max": agg.max, "quantiles": q }));
         }
         out.push(json!({ "labels": labels(&s.labels), "points": points }));
     }

@@ -21,4 +21,5 @@ pub mod names;
 pub mod normalize;
 pub mod otlp;
 pub mod point;
+pub mod sum;
 pub mod vars;

@@ -106,7 +106,7 @@ mod tests {
     }
 
     fn minute_sums(acc: &Accumulator) -> Vec<(i64, f64)> {
-        acc.series.values().flat_map(|slots| slots.iter().filter(|(s, _)| s.resolution == 60).map(|(s, a)| (s.bucket_start, a.sum))).collect()
+        acc.series.values().flat_map(|slots| slots.iter().filter(|(s, _)| s.resolution == 60).map(|(s, a)| (s.bucket_start, a.sum.value()))).collect()
     }
 
     #[test]

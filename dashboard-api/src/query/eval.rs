@@ -217,7 +217,7 @@ fn increases(sel: &Selection, series: &[SeriesData], t: f64, w: f64) -> Vec<(Lab
     for s in series.iter().filter(|s| sel.matches(&s.labels)) {
         let Some(agg) = s.window(t, w) else { continue };
         let value = match (s.field, s.kind) {
-            (Field::Value, Kind::Counter) | (Field::Sum, _) => agg.sum,
+            (Field::Value, Kind::Counter) | (Field::Sum, _) => agg.sum.value(),
             (Field::Count, _) => agg.count as f64,
             _ => continue,
         };

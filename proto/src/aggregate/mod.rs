@@ -29,6 +29,7 @@ mod sparse;
 pub use row::{blob, Row};
 
 use crate::point::{Point, Value};
+use crate::sum::Sum;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use sparse::Sparse;
@@ -89,9 +90,11 @@ pub fn scale_for_unit(unit: &str) -> f64 {
 /// Count, sum, extremes, last value and samples of one series over one bucket.
 #[derive(Clone, Debug)]
 pub struct Aggregate {
-    /// Gauge samples, counter increments, or distribution samples.
+    /// Gauge samples, counter increments, or distribution samples;
+    /// saturates at `u64::MAX`.
     pub count: u64,
-    pub sum: f64,
+    /// Compensated and saturating ([`crate::sum`]): finite whatever is added.
+    pub sum: Sum,
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// The value with the greatest timestamp (for a counter, its last increase).
@@ -106,7 +109,7 @@ impl Aggregate {
     pub fn empty(with_samples: bool, unit: &str) -> Aggregate {
         Aggregate {
             count: 0,
-            sum: 0.0,
+            sum: Sum::default(),
             min: None,
             max: None,
             last: 0.0,
@@ -131,8 +134,8 @@ impl Aggregate {
                 self.set_last(c.value, p.time_unix_nano);
             }
             Some(Value::Distribution(d)) => {
-                self.count += d.count;
-                self.sum += d.sum;
+                self.count = self.count.saturating_add(d.count);
+                self.sum.add(d.sum);
                 let lo = d.min.into_iter().chain(d.values.iter().copied()).reduce(f64::min);
                 let hi = d.max.into_iter().chain(d.values.iter().copied()).reduce(f64::max);
                 self.min = min_opt(self.min, lo);
@@ -150,8 +153,8 @@ impl Aggregate {
     }
 
     fn observe(&mut self, v: f64, n: u64) {
-        self.count += n;
-        self.sum += v * n as f64;
+        self.count = self.count.saturating_add(n);
+        self.sum.add(v * n as f64);
         self.min = min_opt(self.min, Some(v));
         self.max = max_opt(self.max, Some(v));
     }
@@ -168,10 +171,10 @@ impl Aggregate {
 
     /// Merges another aggregate of the same series into this one. Merging in
     /// any order or grouping gives the same counts, extremes, last value and
-    /// histograms; `sum` is a float sum, equal up to rounding.
+    /// histograms; `sum` is a compensated float sum, equal up to rounding.
     pub fn merge(&mut self, other: &Aggregate) {
-        self.count += other.count;
-        self.sum += other.sum;
+        self.count = self.count.saturating_add(other.count);
+        self.sum.add_sum(&other.sum);
         self.min = min_opt(self.min, other.min);
         self.max = max_opt(self.max, other.max);
         if other.count > 0 {

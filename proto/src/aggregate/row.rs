@@ -61,7 +61,7 @@ impl Aggregate {
     pub fn to_row(&self) -> Row {
         Row {
             count: self.count as f64,
-            sum: self.sum,
+            sum: self.sum.value(),
             min: self.min,
             max: self.max,
             last: self.last,
@@ -76,7 +76,7 @@ impl Aggregate {
         }
         Ok(Aggregate {
             count: row.count as u64,
-            sum: row.sum,
+            sum: crate::sum::Sum::of(row.sum),
             min: row.min,
             max: row.max,
             last: row.last,

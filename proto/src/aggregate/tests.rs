@@ -34,7 +34,7 @@ fn integer_data_reads_back_exactly() {
     assert_eq!(a.quantile(0.5), Some(50.0));
     assert_eq!(a.quantile(0.0), Some(1.0));
     assert_eq!(a.quantile(1.0), Some(100.0));
-    assert_eq!((a.count, a.sum, a.min, a.max, a.last), (100, 5050.0, Some(1.0), Some(100.0), 100.0));
+    assert_eq!((a.count, a.sum.value(), a.min, a.max, a.last), (100, 5050.0, Some(1.0), Some(100.0), 100.0));
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn merge_equals_adding_everything_to_one() {
     }
     assert_eq!(merged.samples, all.samples);
     assert_eq!((merged.count, merged.min, merged.max), (all.count, all.min, all.max));
-    assert!((merged.sum - all.sum).abs() < 1e-6);
+    assert!((merged.sum.value() - all.sum.value()).abs() < 1e-6);
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn distributions_and_counters() {
         })),
         ..Default::default()
     });
-    assert_eq!((a.count, a.sum, a.min, a.max), (4, 10.0, Some(0.5), Some(7.0)));
+    assert_eq!((a.count, a.sum.value(), a.min, a.max), (4, 10.0, Some(0.5), Some(7.0)));
     assert_eq!(a.quantile(0.5), Some(1.0));
     assert_eq!(a.quantile(1.0), Some(7.0));
 
@@ -121,7 +121,7 @@ fn distributions_and_counters() {
     for d in [3.0, 4.0] {
         c.add_point(&Point { value: Some(Value::Counter(Counter { value: d, monotonic: true, ..Default::default() })), ..Default::default() });
     }
-    assert_eq!((c.count, c.sum), (2, 7.0));
+    assert_eq!((c.count, c.sum.value()), (2, 7.0));
     assert_eq!(c.quantile(0.5), None);
 }
 
@@ -132,4 +132,38 @@ fn shortest_decimal_in_a_bucket() {
     assert_eq!(shortest_in(123.38, 123.44), 123.4);
     assert_eq!(shortest_in(123.41, 123.44), 123.43);
     assert_eq!(shortest_in(0.0, 0.0), 0.0);
+}
+
+#[test]
+fn stored_numbers_stay_finite_and_counts_saturate() {
+    // Two gauges of 1.7e308 in one bucket: their sum reached D1 as
+    // Infinity, which it stores as null and `sum REAL NOT NULL` refuses.
+    let a = gauges([1.7e308, 1.7e308], "");
+    let row = a.to_row();
+    assert_eq!(row.sum, f64::MAX, "saturated");
+    assert_eq!((row.min, row.max), (Some(1.7e308), Some(1.7e308)));
+    let mut merged = Aggregate::from_row(&row).unwrap();
+    merged.merge(&gauges([-1.7e308], ""));
+    assert!(merged.to_row().sum.is_finite());
+    // A distribution's count can be anything a sender claims: it saturates.
+    let mut d = Aggregate::empty(true, "");
+    let huge = Point { value: Some(Value::Distribution(Distribution { count: u64::MAX - 1, ..Default::default() })), ..Default::default() };
+    d.add_point(&huge);
+    d.add_point(&huge);
+    assert_eq!(d.count, u64::MAX);
+    d.merge(&d.clone());
+    assert_eq!(d.count, u64::MAX);
+}
+
+#[test]
+fn sums_are_compensated_across_points_and_merges() {
+    // 2 + 8 + 1e100 − 1e100, as Prometheus' own test sums it: 10, not 0.
+    let mut a = Aggregate::empty(false, "");
+    for v in [2.0, 1e100, 8.0] {
+        a.add_point(&Point { value: Some(Value::Counter(Counter { value: v, monotonic: false, ..Default::default() })), ..Default::default() });
+    }
+    let mut b = Aggregate::empty(false, "");
+    b.add_point(&Point { value: Some(Value::Counter(Counter { value: -1e100, monotonic: false, ..Default::default() })), ..Default::default() });
+    a.merge(&b);
+    assert_eq!(a.sum.value(), 10.0);
 }
