@@ -2,6 +2,7 @@
 
 use crate::otlp::common::KeyValue;
 use crate::point::Label;
+use std::collections::BTreeMap;
 
 /// Most labels a point may carry (resource, scope and point attributes together).
 pub const MAX_LABELS: usize = 64;
@@ -22,24 +23,19 @@ pub struct Labeled {
 /// occurrence), and the result is sorted by key so that equal label sets
 /// compare equal. A point with too many labels, or an empty or overlong label
 /// name, is rejected with the reason.
+///
+/// Work is bounded by the input: each attribute is one lookup in a map of
+/// at most [`MAX_LABELS`] + 1 keys, and the first key beyond the limit
+/// rejects the point at once (300,000 distinct attributes once cost 10^10
+/// comparisons, with the limit checked only at the end).
 pub fn labels_from(layers: &[&[KeyValue]]) -> Result<Labeled, String> {
-    let mut out = Labeled::default();
+    let mut out = Builder::default();
     for layer in layers {
         for kv in *layer {
-            check_key(&kv.key)?;
-            let mut value = kv.value.as_ref().map(|v| v.to_label()).unwrap_or_default();
-            out.truncated += cut(&mut value);
-            match out.labels.iter_mut().find(|l| l.key == kv.key) {
-                Some(existing) => existing.value = value,
-                None => out.labels.push(Label { key: kv.key.clone(), value }),
-            }
+            out.set(&kv.key, || kv.key.clone(), kv.value.as_ref().map(|v| v.to_label()).unwrap_or_default())?;
         }
     }
-    if out.labels.len() > MAX_LABELS {
-        return Err(format!("{} attributes, more than the {MAX_LABELS} allowed", out.labels.len()));
-    }
-    out.labels.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// One point's own labels, from its attributes (moved, not copied), to go
@@ -48,22 +44,50 @@ pub fn labels_from(layers: &[&[KeyValue]]) -> Result<Labeled, String> {
 /// the point's attributes last: the limit counts shared and own labels
 /// together, and an own label overrides a shared one of the same key.
 pub fn with_point(shared: &[Label], attrs: Vec<KeyValue>) -> Result<Labeled, String> {
-    let mut out = Labeled { labels: Vec::with_capacity(attrs.len()), truncated: 0 };
+    let mut out = Builder::default();
     for kv in attrs {
-        check_key(&kv.key)?;
-        let mut value = kv.value.map(|v| v.into_label()).unwrap_or_default();
-        out.truncated += cut(&mut value);
-        match out.labels.iter_mut().find(|l| l.key == kv.key) {
-            Some(existing) => existing.value = value,
-            None => out.labels.push(Label { key: kv.key, value }),
-        }
+        let value = kv.value.map(|v| v.into_label()).unwrap_or_default();
+        let key = kv.key;
+        out.set(&key, || key.clone(), value)?;
     }
-    out.labels.sort_by(|a, b| a.key.cmp(&b.key));
+    let out = out.finish();
     let total = count(shared, &out.labels);
     if total > MAX_LABELS {
         return Err(format!("{total} attributes, more than the {MAX_LABELS} allowed"));
     }
     Ok(out)
+}
+
+/// Labels being collected: sorted by key as they arrive, at most
+/// [`MAX_LABELS`] of them.
+#[derive(Default)]
+struct Builder {
+    labels: BTreeMap<String, String>,
+    truncated: usize,
+}
+
+impl Builder {
+    /// Sets `key` (owned by `owned()` only when new) to `value`, cut to
+    /// [`MAX_VALUE_BYTES`]; fails on a bad key or the label beyond the limit.
+    fn set(&mut self, key: &str, owned: impl FnOnce() -> String, mut value: String) -> Result<(), String> {
+        check_key(key)?;
+        self.truncated += cut(&mut value);
+        let full = self.labels.len() == MAX_LABELS;
+        match self.labels.get_mut(key) {
+            Some(existing) => *existing = value,
+            None if full => {
+                return Err(format!("at least {} attributes, more than the {MAX_LABELS} allowed", MAX_LABELS + 1));
+            }
+            None => {
+                self.labels.insert(owned(), value);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Labeled {
+        Labeled { labels: self.labels.into_iter().map(|(key, value)| Label { key, value }).collect(), truncated: self.truncated }
+    }
 }
 
 /// How many labels a point has: its own, and the shared ones it does not
@@ -170,6 +194,11 @@ mod tests {
         let many: Vec<KeyValue> = (0..=MAX_LABELS).map(|i| kv(&format!("k{i}"), "v")).collect();
         assert!(labels_from(&[&many]).unwrap_err().contains("65 attributes"));
         assert!(labels_from(&[&[kv("", "v")]]).is_err());
+        // 300,000 distinct attributes: rejected at the 65th, not after
+        // comparing each with every one before it.
+        let flood: Vec<KeyValue> = (0..300_000).map(|i| kv(&format!("k{i}"), "v")).collect();
+        assert!(labels_from(&[&flood]).unwrap_err().contains("more than the 64 allowed"));
+        assert!(with_point(&[], flood).unwrap_err().contains("more than the 64 allowed"));
         // Duplicates count once towards the limit.
         let dups: Vec<KeyValue> = (0..200).map(|_| kv("same", "v")).collect();
         assert_eq!(labels_from(&[&dups]).unwrap().labels.len(), 1);
