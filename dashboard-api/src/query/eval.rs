@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier};
 use proto::aggregate::Aggregate;
 use proto::point::Kind;
+use proto::sum::kahan_inc;
 use std::collections::HashMap;
 
 pub type Labels = Vec<(String, String)>;
@@ -196,10 +197,10 @@ fn call(c: &Call, t: f64, env: &Env, next: &mut usize) -> Result<Inner, ApiError
                 } else if phi > 1.0 {
                     f64::INFINITY
                 } else {
-                    match agg.quantile(phi) {
-                        Some(v) => v,
-                        None => continue,
-                    }
+                    // No samples (or φ = NaN): no value falls below any
+                    // rank, so NaN, as Prometheus answers for an empty
+                    // histogram, rather than no series.
+                    agg.quantile(phi).unwrap_or(f64::NAN)
                 };
                 let labels = without_name(e.labels).into_iter().filter(|(k, _)| k != QUANTILE).collect();
                 out.push(Elem { labels, num: Num::Float(value) });
@@ -271,20 +272,71 @@ fn aggregate(a: &AggregateExpr, arg: Inner) -> Result<Inner, ApiError> {
                 out.push(Elem { labels: k, num: Num::Dist { agg: Box::new(agg), phi } });
             }
         } else {
-            let values: Vec<f64> = numbers(members).into_iter().map(|s| s.value).collect();
-            if values.is_empty() {
-                continue;
-            }
+            let mut members = numbers(members);
+            // Prometheus aggregates series in label order; float sums
+            // depend on the order, so do the same.
+            members.sort_by(|a, b| a.labels.cmp(&b.labels));
+            let values: Vec<f64> = members.into_iter().map(|s| s.value).collect();
             let value = match op.as_str() {
-                "sum" => values.iter().sum(),
-                "avg" => values.iter().sum::<f64>() / values.len() as f64,
-                "min" => values.iter().copied().fold(f64::INFINITY, f64::min),
-                _ => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                "sum" => sum(&values),
+                "avg" => avg(&values),
+                "min" => extreme(&values, |v, best| v < best),
+                _ => extreme(&values, |v, best| v > best),
             };
-            out.push(Elem { labels: k, num: Num::Float(value) });
+            if let Some(value) = value {
+                out.push(Elem { labels: k, num: Num::Float(value) });
+            }
         }
     }
     Ok(Inner::Vector(out))
+}
+
+/// `sum`: compensated, as Prometheus sums ([`kahan_inc`]); `None` for no
+/// values.
+fn sum(values: &[f64]) -> Option<f64> {
+    let (first, rest) = values.split_first()?;
+    let (s, c) = rest.iter().fold((*first, 0.0), |(s, c), &v| kahan_inc(v, s, c));
+    Some(s + c)
+}
+
+/// `avg`, as Prometheus computes it: the compensated sum divided by the
+/// count while the sum stays finite; from the first term that would make
+/// it overflow, a compensated incremental mean, so that the mean of values
+/// near `f64::MAX` is still their mean.
+fn avg(values: &[f64]) -> Option<f64> {
+    let (first, rest) = values.split_first()?;
+    let (mut sum, mut c, mut n) = (*first, 0.0, 1.0);
+    let mut mean: Option<f64> = None;
+    for &v in rest {
+        n += 1.0;
+        let m = match mean {
+            Some(m) => m,
+            None => {
+                let (s, nc) = kahan_inc(v, sum, c);
+                if !s.is_infinite() {
+                    (sum, c) = (s, nc);
+                    continue;
+                }
+                c /= n - 1.0;
+                sum / (n - 1.0)
+            }
+        };
+        let q = (n - 1.0) / n;
+        let (m, nc) = kahan_inc(v / n, q * m, q * c);
+        (mean, c) = (Some(m), nc);
+    }
+    Some(match mean {
+        Some(m) => m + c,
+        None => sum / n + c / n,
+    })
+}
+
+/// `min` or `max`: the first value, replaced by any later one that is
+/// `better` or whenever the current one is NaN, so NaN is the answer only
+/// when every value is NaN (as in Prometheus).
+fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
+    let (first, rest) = values.split_first()?;
+    Some(rest.iter().fold(*first, |best, &v| if better(v, best) || best.is_nan() { v } else { best }))
 }
 
 fn binary(op: &str, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {

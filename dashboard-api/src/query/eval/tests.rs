@@ -209,3 +209,75 @@ fn vector_matching_is_one_to_one_on_labels() {
     ];
     assert_eq!(values(&run("a / b", 700.0, &data).unwrap()), [(vec![("x", "1")], 2.0)]);
 }
+
+/// Cases from Prometheus' own promqltest files (aggregators.test at
+/// d15adb9), values in label order as Prometheus feeds them.
+#[test]
+fn sum_avg_min_max_match_prometheus() {
+    let (inf, nan, big) = (f64::INFINITY, f64::NAN, 9.988465674311579e307);
+    let same = |a: Option<f64>, b: f64| a.is_some_and(|a| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+    // Kahan: "ten" is 2, 8, 1e100, -1e100.
+    assert!(same(sum(&[2.0, 8.0, 1e100, -1e100]), 10.0));
+    assert!(same(avg(&[2.0, 8.0, 1e100, -1e100]), 2.5));
+    for (values, want_sum, want_avg) in [
+        (vec![inf, 2.0], inf, inf),
+        (vec![2.0, inf], inf, inf),
+        (vec![-inf, 2.0], -inf, -inf),
+        (vec![inf, -inf], nan, nan),
+        (vec![nan, 2.0], nan, nan),
+        (vec![2.0, nan], nan, nan),
+    ] {
+        assert!(same(sum(&values), want_sum), "sum {values:?}");
+        assert!(same(avg(&values), want_avg), "avg {values:?}");
+    }
+    // avg: labels a, b, c, (d) in order.
+    for (values, want) in [
+        (vec![8.0, 10.0, 12.0], 10.0),
+        (vec![0.0, inf, 0.0, inf], inf),
+        (vec![inf, 0.0, inf], inf),
+        (vec![inf, inf, -inf], nan),
+        (vec![-inf, 0.0, inf], nan),
+        (vec![big, big, big, big], big),
+        (vec![-big, -big, -big, -big], -big),
+        (vec![-big, -big, big, big], 0.0),
+        (vec![52.0; 12], 52.0),
+    ] {
+        assert!(same(avg(&values), want), "avg {values:?}: {:?}", avg(&values));
+    }
+    // min and max: NaN loses to any number after it.
+    assert!(same(extreme(&[nan, 3.0, 4.0], |v, b| v > b), 4.0));
+    assert!(same(extreme(&[nan, 3.0, 4.0], |v, b| v < b), 3.0));
+    assert!(same(extreme(&[1.0, nan], |v, b| v > b), 1.0));
+    assert!(same(extreme(&[nan, nan], |v, b| v > b), nan));
+    assert_eq!(sum(&[]), None);
+}
+
+#[test]
+fn aggregations_over_fetched_series_use_the_prometheus_rules() {
+    // Gauges whose latest values are 2, 8, 1e100 and -1e100, in label order.
+    let data: Vec<SeriesData> = [("a", 2.0), ("b", 8.0), ("c", 1e100), ("d", -1e100)]
+        .iter()
+        .map(|(p, v)| series("g", Kind::Gauge, &[("point", p)], &[(600, &[*v])]))
+        .rev()
+        .collect();
+    assert_eq!(values(&run("sum(g)", 660.0, &data).unwrap()), [(vec![], 10.0)]);
+    assert_eq!(values(&run("avg(g)", 660.0, &data).unwrap()), [(vec![], 2.5)]);
+    // max of NaN and a number is the number (x / 0 is NaN for x = 0).
+    let zero = [series("z", Kind::Gauge, &[("i", "0")], &[(600, &[0.0])]), series("z", Kind::Gauge, &[("i", "1")], &[(600, &[3.0])])];
+    assert_eq!(values(&run("max(z / 0)", 660.0, &zero).unwrap()), [(vec![], f64::INFINITY)]);
+    assert_eq!(values(&run("min(z / 0)", 660.0, &zero).unwrap()), [(vec![], f64::INFINITY)]);
+}
+
+#[test]
+fn histogram_quantile_of_an_empty_distribution_is_nan() {
+    // A gauge series whose bucket holds a count but no samples (as a
+    // distribution point with a count and no buckets leaves it).
+    let mut a = Aggregate::empty(true, "");
+    a.add_point(&Point { time_unix_nano: 600_000_000_000, value: Some(PV::Distribution(proto::point::Distribution { count: 3, ..Default::default() })), ..Default::default() });
+    let empty = SeriesData { prom_name: "d".into(), labels: vec![("x".into(), "1".into())], kind: Kind::Distribution, field: Field::Value, buckets: vec![(600, a)] };
+    let v = run("histogram_quantile(0.5, d)", 660.0, &[empty]).unwrap();
+    let got = values(&v);
+    assert_eq!(got.len(), 1, "the series is kept: {v:?}");
+    assert_eq!(got[0].0, [("x", "1")]);
+    assert!(got[0].1.is_nan());
+}
