@@ -39,10 +39,10 @@ pub fn path_of(url: &str) -> &str {
 /// Who sent the request and when it arrived.
 pub struct Context<'a> {
     pub tenant: &'a str,
-    /// Unique per request body; prefixes the queue messages' batch ids.
-    pub request_id: &'a str,
     pub now_unix_nano: u64,
-    /// Random per request: keys the hash of label strings (see `batches`).
+    /// Random per request: keys the hash of label strings (see `batches`),
+    /// and makes the id of a request whose points took the receive time
+    /// its own (see [`request_id`]).
     pub seed: u64,
 }
 
@@ -60,10 +60,17 @@ pub struct Accepted {
     pub response: Vec<u8>,
 }
 
-/// The request id: a hash of tenant and body, so that an exporter retrying
-/// the same body produces the same batch ids, which the rollup counts once.
-pub fn request_id(tenant: &str, body: &[u8]) -> String {
-    proto::hash::hex128(&[tenant.as_bytes(), body])
+/// The request id, which prefixes its batches' ids: a hash of tenant and
+/// body, so that an exporter retrying the same body produces the same
+/// batch ids, which the rollup counts once. A body with points that took
+/// the receive time (no timestamp: a heartbeat counter, a repeated log
+/// line) means new points at every send, so `fresh` (receive time and the
+/// request's random seed) goes into the hash and each send counts.
+pub fn request_id(tenant: &str, body: &[u8], fresh: Option<(u64, u64)>) -> String {
+    match fresh {
+        None => proto::hash::hex128(&[tenant.as_bytes(), body]),
+        Some((now, seed)) => proto::hash::hex128(&[tenant.as_bytes(), body, &now.to_le_bytes(), &seed.to_le_bytes()]),
+    }
 }
 
 /// Decodes, normalizes and packages an OTLP export of `signal`.
@@ -75,14 +82,15 @@ pub fn export(signal: Signal, ctx: &Context, body: &[u8], encoding: Encoding) ->
         Signal::Traces => normalize::traces::normalize(&decode::traces(body, encoding)?, now),
         Signal::Logs => normalize::logs::normalize(&decode::logs(body, encoding)?, now),
     };
-    Ok(package(signal, ctx, normalized, encoding))
+    let id = request_id(ctx.tenant, body, normalized.took_now.then_some((now, ctx.seed)));
+    Ok(package(signal, ctx, &id, normalized, encoding))
 }
 
-fn package(signal: Signal, ctx: &Context, normalized: Normalized, encoding: Encoding) -> Accepted {
+fn package(signal: Signal, ctx: &Context, request_id: &str, normalized: Normalized, encoding: Encoding) -> Accepted {
     let mut message = normalized.error_message();
     let data_points = analytics::data_points(ctx.tenant, &normalized.groups);
     let points = normalized.len();
-    let split = batches::split(ctx.tenant, ctx.request_id, ctx.seed, normalized.groups, MAX_MESSAGE_BYTES);
+    let split = batches::split(ctx.tenant, request_id, ctx.seed, normalized.groups, MAX_MESSAGE_BYTES);
     if split.oversized > 0 {
         if !message.is_empty() {
             message.push_str("; ");

@@ -76,10 +76,8 @@ async fn export(
     let raw = js_sys::Uint8Array::new(&buffer).to_vec();
     let body = body::decompress(raw, header("content-encoding").as_deref(), &limits)?;
 
-    let request_id = export::request_id(&tenant, &body);
     let ctx = export::Context {
         tenant: &tenant,
-        request_id: &request_id,
         now_unix_nano: worker::Date::now().as_millis() * 1_000_000,
         seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
     };

@@ -3,6 +3,8 @@
 //! The queue may deliver a message twice and an exporter may retry a body it
 //! already sent; either way the same batch (same `batch_id`, a hash of the
 //! tenant and request body plus its part number) lands in a second archive.
+//! A body whose points took their receive time hashes that time too, so
+//! sending it again counts again (ingest's `export::request_id`).
 //! The ledger of archives cannot see that, so the rollup also records every
 //! batch id it applies, in the same transaction as the points.
 

@@ -2,7 +2,7 @@ use super::*;
 use prost::Message;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
-const CTX: Context = Context { tenant: "dev", request_id: "r1", now_unix_nano: NOW, seed: 7 };
+const CTX: Context = Context { tenant: "dev", now_unix_nano: NOW, seed: 7 };
 
 fn metrics_json(points: &str) -> Vec<u8> {
     format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#).into_bytes()
@@ -64,13 +64,43 @@ fn undecodable_bodies_are_errors() {
 
 #[test]
 fn request_ids_follow_the_body() {
-    assert_eq!(request_id("t", b"abc"), request_id("t", b"abc"));
-    assert_ne!(request_id("t", b"abc"), request_id("t", b"abd"));
-    assert_ne!(request_id("t", b"abc"), request_id("u", b"abc"));
+    let id = |t: &str, b: &[u8]| request_id(t, b, None);
+    assert_eq!(id("t", b"abc"), id("t", b"abc"));
+    assert_ne!(id("t", b"abc"), id("t", b"abd"));
+    assert_ne!(id("t", b"abc"), id("u", b"abc"));
     // Trailing zero bytes and a moved tenant/body boundary still differ.
-    assert_ne!(request_id("t", b"abc"), request_id("t", b"abc\0"));
-    assert_ne!(request_id("ta", b"bc"), request_id("t", b"abc"));
-    assert_eq!(request_id("t", b"").len(), 32);
+    assert_ne!(id("t", b"abc"), id("t", b"abc\0"));
+    assert_ne!(id("ta", b"bc"), id("t", b"abc"));
+    assert_eq!(id("t", b"").len(), 32);
+    assert_ne!(request_id("t", b"abc", Some((1, 2))), request_id("t", b"abc", Some((1, 3))));
+}
+
+/// The batch ids of an export's messages.
+fn batch_ids(a: &Accepted) -> Vec<String> {
+    a.messages.iter().flat_map(|m| proto::archive::decode(m).unwrap().batches).map(|b| b.batch_id).collect()
+}
+
+#[test]
+fn a_retried_body_keeps_its_ids_and_a_resent_timeless_body_gets_new_ones() {
+    let at = |seconds: u64, seed: u64| Context { tenant: "dev", now_unix_nano: NOW + seconds * 1_000_000_000, seed };
+    // With timestamps: the same body sent again (a retry) has the same
+    // batch ids, which the rollup applies once.
+    let timed = metrics_json(&format!(r#"{{"asDouble":1,"timeUnixNano":"{}"}}"#, NOW - 1_000_000_000));
+    let first = export(Signal::Metrics, &at(0, 1), &timed, Encoding::Json).unwrap();
+    let again = export(Signal::Metrics, &at(10, 2), &timed, Encoding::Json).unwrap();
+    assert_eq!(batch_ids(&first), batch_ids(&again));
+    // Without: each send is a new point at its receive time (a heartbeat),
+    // even within the same millisecond.
+    let timeless = metrics_json(r#"{"asDouble":1}"#);
+    let first = export(Signal::Metrics, &at(0, 1), &timeless, Encoding::Json).unwrap();
+    let second = export(Signal::Metrics, &at(0, 2), &timeless, Encoding::Json).unwrap();
+    assert_eq!(batch_ids(&first).len(), 1);
+    assert_ne!(batch_ids(&first), batch_ids(&second));
+    // Log records without time take it too.
+    let logs = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":9}]}]}]}"#;
+    let a = export(Signal::Logs, &at(0, 1), logs, Encoding::Json).unwrap();
+    let b = export(Signal::Logs, &at(0, 2), logs, Encoding::Json).unwrap();
+    assert_ne!(batch_ids(&a), batch_ids(&b));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! become one point, which is exact at the finest stored resolution.
 
 use super::traces::service_name;
-use super::{point_time, Normalized};
+use super::Normalized;
 use crate::otlp::common::KeyValue;
 use crate::otlp::logs::ExportLogsServiceRequest;
 use crate::point::{Counter, Label, Point, Value};
@@ -32,7 +32,7 @@ pub fn normalize(req: &ExportLogsServiceRequest, now_unix_nano: u64) -> Normaliz
         for sl in &rl.scope_logs {
             for rec in &sl.log_records {
                 let t = if rec.time_unix_nano != 0 { rec.time_unix_nano } else { rec.observed_time_unix_nano };
-                let t = match point_time(t, now_unix_nano) {
+                let t = match out.time(t, now_unix_nano) {
                     Ok(t) => t,
                     Err(e) => {
                         out.reject(1, || format!("log record: {e}"));

@@ -20,6 +20,10 @@ pub struct Normalized {
     pub reasons: Vec<String>,
     /// Label values cut to the length limit (the points were kept).
     pub truncated: u64,
+    /// Whether some point had no time and took the receive time: then
+    /// the request is not its body alone, and sending the body again is a
+    /// new observation rather than a retry (see ingest's `request_id`).
+    pub took_now: bool,
 }
 
 /// How many distinct reasons a response lists before it stops adding more.
@@ -68,6 +72,12 @@ impl Normalized {
             .iter()
             .flat_map(|g| g.points.iter().map(|p| Point { labels: merge_labels(&g.labels, &p.labels), ..p.clone() }))
             .collect()
+    }
+
+    /// [`point_time`], noting when a point took `now`.
+    fn time(&mut self, t: u64, now: u64) -> Result<u64, String> {
+        self.took_now |= t == 0;
+        point_time(t, now)
     }
 
     fn reject(&mut self, n: u64, reason: impl FnOnce() -> String) {

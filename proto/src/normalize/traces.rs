@@ -16,7 +16,7 @@
 //! finest stored resolution is a minute, and it keeps a 1,000-span request
 //! down to a few dozen points.
 
-use super::{point_time, Normalized};
+use super::Normalized;
 use crate::otlp::common::{any_value, KeyValue};
 use crate::otlp::trace::{ExportTraceServiceRequest, SPAN_KINDS, STATUS_CODES};
 use crate::point::{Counter, Distribution, Label, Point, Value};
@@ -62,7 +62,7 @@ pub fn normalize(req: &ExportTraceServiceRequest, now_unix_nano: u64) -> Normali
                     out.reject(1, || format!("span {:?}: ends before it starts", span.name));
                     continue;
                 }
-                let end = match point_time(end, now_unix_nano) {
+                let end = match out.time(end, now_unix_nano) {
                     Ok(t) => t,
                     Err(e) => {
                         out.reject(1, || format!("span {:?}: {e}", span.name));

@@ -20,7 +20,7 @@
 //! and rejected.
 
 use super::labels::{count, labels_from, with_point, MAX_LABELS};
-use super::{point_time, Normalized};
+use super::Normalized;
 use crate::otlp::common::KeyValue;
 use crate::otlp::metrics::{
     metric::Data, number_data_point, temporality, ExponentialHistogramDataPoint,
@@ -147,7 +147,7 @@ impl Ctx<'_> {
         if !dp.sum.is_finite() || dp.quantile_values.iter().any(|q| !q.value.is_finite() || !(0.0..=1.0).contains(&q.quantile)) {
             return out.reject(1, || format!("metric {name}: summary with a non-finite sum, value or quantile"));
         }
-        let time = match point_time(dp.time_unix_nano, self.now_unix_nano) {
+        let time = match out.time(dp.time_unix_nano, self.now_unix_nano) {
             Ok(t) => t,
             Err(e) => return out.reject(1, || format!("metric {name}: {e}")),
         };
@@ -188,7 +188,7 @@ impl Ctx<'_> {
     /// Adds the point, or rejects it for its labels or its time.
     fn emit(&self, attributes: Vec<KeyValue>, time_unix_nano: u64, value: Value, out: &mut Normalized) {
         let name = self.name;
-        let time = match point_time(time_unix_nano, self.now_unix_nano) {
+        let time = match out.time(time_unix_nano, self.now_unix_nano) {
             Ok(t) => t,
             Err(e) => return out.reject(1, || format!("metric {name}: {e}")),
         };
