@@ -4,6 +4,7 @@
 //! each evaluation time.
 
 pub mod eval;
+pub mod precheck;
 pub mod select;
 pub mod series;
 
@@ -21,8 +22,11 @@ pub const MAX_POINTS_PER_SERIES: f64 = 11_000.0;
 /// Stored resolutions, coarsest first.
 pub const RESOLUTIONS: [i64; 3] = [86_400, 3600, 60];
 
-/// Parses a PromQL expression; syntax errors are `bad_data`.
+/// Parses a PromQL expression, after [`precheck`]ing what the parser
+/// cannot take; syntax errors are `bad_data`. Every endpoint that reads
+/// PromQL (`match[]` included) parses through here.
 pub fn parse(query: &str) -> Result<Expr, ApiError> {
+    precheck::check(query)?;
     promql_parser::parser::parse(query).map_err(|e| ApiError::BadData(format!("invalid query: {e}")))
 }
 
