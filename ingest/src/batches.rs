@@ -234,6 +234,7 @@ fn fit(p: Point, budget: usize) -> Vec<Point> {
             counts: counts.to_vec(),
             cumulative: d.cumulative,
             start_time_unix_nano: d.start_time_unix_nano,
+            exponential_scale: d.exponential_scale,
         };
         parts.push(Point { value: Some(Value::Distribution(part)), ..p.clone() });
     }

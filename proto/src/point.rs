@@ -178,6 +178,13 @@ pub struct Distribution {
     pub cumulative: bool,
     #[prost(fixed64, tag = "8")]
     pub start_time_unix_nano: u64,
+    /// The scale of an OTLP exponential histogram, whose representative
+    /// values are `±base^(index + 0.5)` with `base = 2^(2^-scale)` (0 for
+    /// the zero bucket); `None` for other distributions. Senders lower the
+    /// scale within one cumulative stream when values spread out, and the
+    /// rollup needs it to subtract successive points across the change.
+    #[prost(sint32, optional, tag = "9")]
+    pub exponential_scale: Option<i32>,
 }
 
 impl Point {

@@ -136,3 +136,37 @@ fn the_python_sdk_exports_everything_and_each_point_is_archived_once() -> anyhow
     assert_eq!(r.json()["data"]["result"][0]["value"][1], "21.5", "{}", r.text());
     Ok(())
 }
+
+/// The SDK lowers an exponential histogram's scale within one cumulative
+/// stream as values spread out; the counts and sums read back are still
+/// those recorded (they were over-counted: each scale change looked like a
+/// reset, and the point counted in full).
+#[test]
+fn the_python_sdk_lowering_an_exponential_histograms_scale_is_counted_once() -> anyhow::Result<()> {
+    let stack = stack();
+    let service = unique("sdk-exp");
+    let python = std::env::var("E2E_PYTHON").context("E2E_PYTHON is not set: run the end-to-end tests with `cargo xtask test`")?;
+    let out = Command::new(python)
+        .arg(xtask::root().join("tests/python/exponential.py"))
+        .args([&stack.ingest, DEV_INGEST_KEY, &service])
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the SDK's exports failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let sent: serde_json::Value = serde_json::from_str(stdout.trim())?;
+    let scales: Vec<i64> = sent["scales"].as_array().unwrap().iter().filter_map(|s| s.as_i64()).collect();
+    assert!(scales.windows(2).all(|w| w[0] >= w[1]) && scales.first() > scales.last(), "the scale went down: {sent}");
+    let (count, sum) = (sent["count"].as_f64().unwrap(), sent["sum"].as_f64().unwrap());
+
+    let now_s = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let t = (now_s / 60 + 2) * 60;
+    let read = |q: &str| -> anyhow::Result<Option<f64>> {
+        let r = instant_query(&stack, &format!("{q}{{service_name=\"{service}\"}}[1h])"), t as f64)?;
+        Ok(r.json()["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse().ok()))
+    };
+    let counted = rollup_until(&stack, Duration::from_secs(90), || Ok(read("increase(e2e_exp_count")?.filter(|&n| n >= count)))?;
+    run_rollup(&stack)?;
+    assert_eq!(counted, count, "{sent}");
+    assert_eq!(read("increase(e2e_exp_count")?, Some(count));
+    assert_eq!(read("increase(e2e_exp_sum")?, Some(sum));
+    Ok(())
+}

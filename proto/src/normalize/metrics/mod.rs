@@ -303,7 +303,16 @@ fn exponential_histogram(dp: &ExponentialHistogramDataPoint, cumulative: bool) -
     }
     let base = 2f64.powf(2f64.powi(-dp.scale));
     let start_time_unix_nano = if cumulative { dp.start_time_unix_nano } else { 0 };
-    let mut d = Distribution { count: dp.count, sum, min, max, cumulative, start_time_unix_nano, ..Default::default() };
+    let mut d = Distribution {
+        count: dp.count,
+        sum,
+        min,
+        max,
+        cumulative,
+        start_time_unix_nano,
+        exponential_scale: Some(dp.scale),
+        ..Default::default()
+    };
     let mut total = dp.zero_count;
     if dp.zero_count > 0 {
         d.values.push(0.0);
