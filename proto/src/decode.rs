@@ -52,6 +52,39 @@ pub fn logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceRequest,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
+
+    /// A metrics export whose one resource attribute is an array nested
+    /// `depth` levels deep.
+    fn nested(depth: usize) -> String {
+        let mut v = String::from(r#"{"stringValue":"x"}"#);
+        for _ in 0..depth {
+            v = format!(r#"{{"arrayValue":{{"values":[{v}]}}}}"#);
+        }
+        format!(r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"k","value":{v}}}]}}}}]}}"#)
+    }
+
+    #[test]
+    fn nesting_is_bounded_in_both_encodings() {
+        let ok = metrics(nested(crate::otlp::common::MAX_VALUE_DEPTH - 1).as_bytes(), Encoding::Json).unwrap();
+        assert_eq!(ok.resource_metrics.len(), 1);
+        let e = metrics(nested(crate::otlp::common::MAX_VALUE_DEPTH).as_bytes(), Encoding::Json).unwrap_err().to_string();
+        assert!(e.contains("nested more than 32 levels"), "{e}");
+        // Far deeper: refused as quickly, before the stack grows with it.
+        let e = metrics(nested(20_000).as_bytes(), Encoding::Json).unwrap_err().to_string();
+        assert!(e.contains("nested") || e.contains("recursion"), "{e}");
+        // Protobuf: prost stops at 100 nested messages (two per level).
+        let deep = ok.encode_to_vec();
+        assert!(metrics(&deep, Encoding::Protobuf).is_ok());
+        let mut v = crate::otlp::common::AnyValue { value: Some(crate::otlp::common::any_value::Value::StringValue("x".into())) };
+        for _ in 0..60 {
+            v = crate::otlp::common::AnyValue {
+                value: Some(crate::otlp::common::any_value::Value::ArrayValue(crate::otlp::common::ArrayValue { values: vec![v] })),
+            };
+        }
+        let too_deep = v.encode_to_vec();
+        assert!(crate::otlp::common::AnyValue::decode(too_deep.as_slice()).unwrap_err().to_string().contains("recursion"));
+    }
 
     #[test]
     fn empty_bodies_are_empty_requests() {

@@ -5,8 +5,7 @@ use serde::Deserialize;
 
 /// A value of an attribute: one of the protobuf `oneof value` variants, or
 /// nothing.
-#[derive(Clone, PartialEq, prost::Message, Deserialize)]
-#[serde(from = "AnyValueJson")]
+#[derive(Clone, PartialEq, prost::Message)]
 pub struct AnyValue {
     #[prost(oneof = "any_value::Value", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub value: Option<any_value::Value>,
@@ -28,6 +27,37 @@ struct AnyValueJson {
     kvlist_value: Option<KeyValueList>,
     #[serde(deserialize_with = "opt_base64_bytes")]
     bytes_value: Option<Vec<u8>>,
+}
+
+/// How deeply attribute values (arrays and maps of values) may nest in
+/// OTLP JSON. Each level is a few nested serde frames, so without a bound
+/// of its own the stack, not the input, would set the limit. Protobuf is
+/// bounded by prost's limit of 100 nested messages (two per level).
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+thread_local! {
+    /// AnyValues being deserialized, innermost last.
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl<'de> Deserialize<'de> for AnyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AnyValue, D::Error> {
+        struct Level;
+        impl Drop for Level {
+            fn drop(&mut self) {
+                DEPTH.with(|n| n.set(n.get() - 1));
+            }
+        }
+        let depth = DEPTH.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        });
+        let _level = Level;
+        if depth > MAX_VALUE_DEPTH {
+            return Err(serde::de::Error::custom(format!("attribute value nested more than {MAX_VALUE_DEPTH} levels deep")));
+        }
+        AnyValueJson::deserialize(d).map(AnyValue::from)
+    }
 }
 
 impl From<AnyValueJson> for AnyValue {
