@@ -34,8 +34,6 @@
 
 use crate::point::Batch;
 use flate2::{read::MultiGzDecoder, write::GzEncoder, Compression};
-use prost::bytes::Buf;
-use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 use std::io::{Read, Write};
 
@@ -65,6 +63,12 @@ pub enum ArchiveError {
     /// The inflated archive is larger than any archive we write.
     #[error("archive inflates to more than {MAX_INFLATED} bytes")]
     TooLarge,
+    /// The file is larger than any archive the queue consumer writes.
+    #[error("archive file of {0} bytes is larger than the {MAX_ARCHIVE_BYTES} an archive may have")]
+    FileTooLarge(u64),
+    /// One batch is larger than any batch ingest writes.
+    #[error("archive holds a batch of {0} bytes, more than the {MAX_BATCH_BYTES} a batch may have")]
+    BatchTooLarge(u64),
     /// The protobuf inside is broken.
     #[error("archive content is not a valid Archive message: {0}")]
     Protobuf(#[from] prost::DecodeError),
@@ -114,38 +118,155 @@ pub fn is_member(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
-/// Reads an archive back: every member, the largest version field.
+/// Reads an archive back whole: every member, the largest version field,
+/// labels resolved. For tests and tools; the rollup reads with [`Reader`].
 pub fn decode(gz: &[u8]) -> Result<Archive, ArchiveError> {
-    let mut raw = Vec::new();
-    MultiGzDecoder::new(gz).take(MAX_INFLATED + 1).read_to_end(&mut raw)?;
-    if raw.len() as u64 > MAX_INFLATED {
-        return Err(ArchiveError::TooLarge);
-    }
+    let mut reader = Reader::new(gz);
     let mut archive = Archive::default();
-    let mut buf = raw.as_slice();
-    while buf.has_remaining() {
-        let (tag, wire_type) = decode_key(&mut buf)?;
-        match (tag, wire_type) {
-            (1, WireType::Varint) => archive.version = archive.version.max(decode_varint(&mut buf)? as u32),
-            (2, WireType::LengthDelimited) => {
-                let len = decode_varint(&mut buf)? as usize;
-                if len > buf.remaining() {
-                    return Err(prost::DecodeError::new("batch longer than the archive").into());
-                }
-                let mut batch = Batch::decode(&buf[..len])?;
-                batch.resolve().map_err(ArchiveError::LabelRef)?;
-                archive.batches.push(batch);
-                buf.advance(len);
+    for batch in &mut reader {
+        let mut batch = batch?;
+        batch.resolve().map_err(ArchiveError::LabelRef)?;
+        archive.batches.push(batch);
+    }
+    archive.version = reader.version();
+    Ok(archive)
+}
+
+/// The largest archive file a reader accepts, compressed. The queue
+/// consumer writes at most 100 messages of 128 KB (12.8 MB).
+pub const MAX_ARCHIVE_BYTES: usize = 32 << 20;
+
+/// The largest batch a reader accepts. Ingest writes batches of at most
+/// 120 KB (a queue message), so anything larger is not ours; refusing it
+/// bounds what one batch can make a reader hold.
+pub const MAX_BATCH_BYTES: usize = 256 << 10;
+
+/// The batches of an archive, one at a time, inflated as they are read:
+/// a reader holds the compressed file, the inflater's window and one
+/// batch, never the whole inflated archive (up to 256 MB). Batches come
+/// with their labels unresolved ([`Batch::label_pairs`] reads them).
+///
+/// A member of a newer format version ends the reading with
+/// [`ArchiveError::UnknownVersion`] where it starts; batches before it
+/// have been yielded. (The rollup records every batch it applies, so an
+/// archive it can only partly read is finished, without double counting,
+/// by a newer rollup.)
+pub struct Reader<'a> {
+    inflated: std::io::Take<MultiGzDecoder<&'a [u8]>>,
+    version: u32,
+    done: bool,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(gz: &'a [u8]) -> Reader<'a> {
+        Reader { inflated: MultiGzDecoder::new(gz).take(MAX_INFLATED + 1), version: 0, done: false }
+    }
+
+    /// The largest version field read so far.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// One byte, or `None` at the end of the archive.
+    fn byte(&mut self) -> Result<Option<u8>, ArchiveError> {
+        let mut b = [0u8];
+        loop {
+            return match self.inflated.read(&mut b) {
+                Ok(0) => Ok(None),
+                Ok(_) => Ok(Some(b[0])),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+
+    /// A varint; `None` at a clean end of the archive before its first byte.
+    fn varint(&mut self) -> Result<Option<u64>, ArchiveError> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(b) = self.byte()? else {
+                return if i == 0 { Ok(None) } else { Err(prost::DecodeError::new("archive ends inside a varint").into()) };
+            };
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(Some(value));
             }
-            (tag, wire_type) => {
-                prost::encoding::skip_field(wire_type, tag, &mut buf, prost::encoding::DecodeContext::default())?
+        }
+        Err(prost::DecodeError::new("invalid varint").into())
+    }
+
+    fn required_varint(&mut self) -> Result<u64, ArchiveError> {
+        self.varint()?.ok_or_else(|| prost::DecodeError::new("archive ends inside a field").into())
+    }
+
+    /// Reads and drops `n` bytes.
+    fn skip(&mut self, n: u64) -> Result<(), ArchiveError> {
+        let skipped = std::io::copy(&mut (&mut self.inflated).take(n), &mut std::io::sink())?;
+        if skipped < n {
+            return Err(prost::DecodeError::new("archive ends inside a field").into());
+        }
+        Ok(())
+    }
+
+    fn next_batch(&mut self) -> Result<Option<Batch>, ArchiveError> {
+        loop {
+            let Some(key) = self.varint()? else {
+                if self.inflated.limit() == 0 {
+                    return Err(ArchiveError::TooLarge);
+                }
+                return Ok(None);
+            };
+            let (tag, wire_type) = (key >> 3, key & 7);
+            match (tag, wire_type) {
+                (1, 0) => {
+                    let version = self.required_varint()?;
+                    if version > u64::from(FORMAT_VERSION) {
+                        return Err(ArchiveError::UnknownVersion(version.min(u64::from(u32::MAX)) as u32));
+                    }
+                    self.version = self.version.max(version as u32);
+                }
+                (2, 2) => {
+                    let len = self.required_varint()?;
+                    if len > MAX_BATCH_BYTES as u64 {
+                        return Err(ArchiveError::BatchTooLarge(len));
+                    }
+                    let mut buf = vec![0u8; len as usize];
+                    self.inflated.read_exact(&mut buf).map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof if self.inflated.limit() == 0 => ArchiveError::TooLarge,
+                        std::io::ErrorKind::UnexpectedEof => prost::DecodeError::new("batch longer than the archive").into(),
+                        _ => e.into(),
+                    })?;
+                    return Ok(Some(Batch::decode(buf.as_slice())?));
+                }
+                (_, 0) => {
+                    self.required_varint()?;
+                }
+                (_, 1) => self.skip(8)?,
+                (_, 2) => {
+                    let len = self.required_varint()?;
+                    self.skip(len)?;
+                }
+                (_, 5) => self.skip(4)?,
+                _ => return Err(prost::DecodeError::new(format!("unsupported wire type {wire_type} of field {tag}")).into()),
             }
         }
     }
-    if archive.version > FORMAT_VERSION {
-        return Err(ArchiveError::UnknownVersion(archive.version));
+}
+
+impl Iterator for Reader<'_> {
+    type Item = Result<Batch, ArchiveError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_batch().transpose();
+        if !matches!(next, Some(Ok(_))) {
+            // An error or the end: nothing follows.
+            self.done = true;
+        }
+        next
     }
-    Ok(archive)
 }
 
 /// The key of an archive written at `unix_ms` holding the given queue
@@ -290,6 +411,32 @@ mod tests {
         assert!(matches!(decode(b"not gzip"), Err(ArchiveError::Gzip(_))));
         let truncated = encode(&[&batch("a", &[1.0])]);
         assert!(decode(&truncated[..truncated.len() - 10]).is_err());
+    }
+
+    #[test]
+    fn the_reader_yields_batches_one_at_a_time_within_bounds() {
+        let (a, b) = (batch("a", &[1.0]), batch("b", &[2.0, 3.0]));
+        let mut file = encode(&[&a]);
+        file.extend(encode(&[&b]));
+        let tenants: Vec<String> = Reader::new(&file).map(|b| b.unwrap().tenant).collect();
+        assert_eq!(tenants, ["a", "b"]);
+        // Unknown fields between batches are skipped, of every wire type.
+        let mut raw = raw(&[&a]);
+        raw.extend([0x18, 0x05, 0x21, 1, 2, 3, 4, 5, 6, 7, 8, 0x2a, 0x02, 9, 9, 0x35, 1, 2, 3, 4]);
+        raw.extend(&self::raw(&[&b])[2..]);
+        let tenants: Vec<String> = Reader::new(&gzip(&raw)).map(|b| b.unwrap().tenant).collect();
+        assert_eq!(tenants, ["a", "b"]);
+        // A batch larger than any ingest writes is refused before it is read.
+        let mut huge = vec![0x08, 0x03, 0x12];
+        prost::encoding::encode_varint(MAX_BATCH_BYTES as u64 + 1, &mut huge);
+        let got: Vec<_> = Reader::new(&gzip(&huge)).collect();
+        assert!(matches!(got[..], [Err(ArchiveError::BatchTooLarge(_))]), "{got:?}");
+        // A newer member stops the reading where it starts.
+        let mut newer = encode(&[&a]);
+        newer.extend(gzip(&[0x08, 0x04]));
+        newer.extend(encode(&[&b]));
+        let got: Vec<_> = Reader::new(&newer).collect();
+        assert!(matches!(got[..], [Ok(_), Err(ArchiveError::UnknownVersion(4))]), "{got:?}");
     }
 
     #[test]

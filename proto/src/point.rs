@@ -57,6 +57,43 @@ impl Batch {
     pub fn labels_of(&self, p: &Point) -> Vec<Label> {
         merge_labels(&self.shared_labels, &p.labels)
     }
+
+    /// A point's full label set as borrowed pairs, sorted by key, read
+    /// through its [`Point::label_refs`] (or its `labels`, in batches
+    /// written without a string table) without copying a string; on equal
+    /// keys its own label wins over a shared one. Fails on a reference
+    /// outside [`strings`](Self::strings) or an odd number of them.
+    pub fn label_pairs<'a>(&'a self, p: &'a Point) -> Result<Vec<(&'a str, &'a str)>, String> {
+        let mut own: Vec<(&str, &str)> = Vec::with_capacity(p.labels.len() + p.label_refs.len() / 2);
+        if p.label_refs.len() % 2 != 0 {
+            return Err(format!("point of {} has an odd number of label references", p.metric));
+        }
+        let string = |i: u32| {
+            self.strings
+                .get(i as usize)
+                .map(String::as_str)
+                .ok_or_else(|| format!("label reference {i} outside the batch's {} strings", self.strings.len()))
+        };
+        for pair in p.label_refs.chunks(2) {
+            own.push((string(pair[0])?, string(pair[1])?));
+        }
+        own.extend(p.labels.iter().map(|l| (l.key.as_str(), l.value.as_str())));
+        own.sort_by(|a, b| a.0.cmp(b.0));
+        if self.shared_labels.is_empty() {
+            return Ok(own);
+        }
+        let mut out = Vec::with_capacity(self.shared_labels.len() + own.len());
+        let mut shared = self.shared_labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).peekable();
+        for o in own {
+            while let Some(s) = shared.next_if(|s| s.0 < o.0) {
+                out.push(s);
+            }
+            shared.next_if(|s| s.0 == o.0);
+            out.push(o);
+        }
+        out.extend(shared);
+        Ok(out)
+    }
 }
 
 /// Two label lists sorted by key, merged and still sorted; on equal keys
@@ -234,6 +271,40 @@ mod tests {
     }
 
     #[test]
+    fn label_pairs_merge_shared_and_referenced_labels_without_copying() {
+        let b = Batch {
+            shared_labels: vec![l("a", "1"), l("c", "3"), l("e", "5")],
+            strings: vec!["c".into(), "own".into(), "b".into(), "x".into()],
+            points: vec![Point { label_refs: vec![0, 1, 2, 3], ..Default::default() }, Point { labels: vec![l("z", "9")], ..Default::default() }],
+            ..Default::default()
+        };
+        assert_eq!(b.label_pairs(&b.points[0]).unwrap(), [("a", "1"), ("b", "x"), ("c", "own"), ("e", "5")]);
+        assert_eq!(b.label_pairs(&b.points[1]).unwrap(), [("a", "1"), ("c", "3"), ("e", "5"), ("z", "9")]);
+        // The same set as resolving and merging gives.
+        let mut resolved = b.clone();
+        resolved.resolve().unwrap();
+        let merged = resolved.labels_of(&resolved.points[0]);
+        let pairs: Vec<(&str, &str)> = merged.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
+        assert_eq!(b.label_pairs(&b.points[0]).unwrap(), pairs);
+        assert_eq!(pairs_json(&pairs), labels_json(&merged));
+        let bad = Point { label_refs: vec![0, 9], ..Default::default() };
+        assert!(b.label_pairs(&bad).is_err());
+        assert!(b.label_pairs(&Point { label_refs: vec![0], ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn label_json_is_canonical_and_escaped() {
+        let labels = [l("a\"b", "x\ny"), l("k", "é\u{1}")];
+        let json = labels_json(&labels);
+        let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed["a\"b"], "x\ny");
+        // Pinned: the catalog stores exactly this text, and series hashes
+        // are taken over it.
+        assert_eq!(json, r#"{"a\"b":"x\ny","k":"é\u0001"}"#);
+        assert_eq!(labels_json(&[]), "{}");
+    }
+
+    #[test]
     fn merged_labels_stay_sorted_and_own_labels_win() {
         let shared = [l("a", "1"), l("c", "3"), l("e", "5")];
         let own = [l("b", "x"), l("c", "own"), l("f", "y")];
@@ -246,9 +317,24 @@ mod tests {
 /// Labels as canonical JSON (an object with sorted keys): the series key the
 /// catalog stores and dashboard-api matches on.
 pub fn labels_json(labels: &[Label]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .map(|l| (l.key.clone(), serde_json::Value::String(l.value.clone())))
-        .collect();
-    serde_json::Value::Object(map).to_string()
+    let pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
+    pairs_json(&pairs)
+}
+
+/// [`labels_json`] of borrowed (key, value) pairs sorted by key, with
+/// unique keys: `{"k":"v",…}`, strings escaped as serde_json escapes them.
+pub fn pairs_json(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(2 + pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Serializing a &str into a String cannot fail.
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
+        out.push(':');
+        out.push_str(&serde_json::to_string(v).unwrap_or_default());
+    }
+    out.push('}');
+    out
 }

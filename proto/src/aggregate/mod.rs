@@ -72,10 +72,9 @@ pub enum AggregateError {
     Corrupt(String),
 }
 
-/// The integer scale for a UCUM unit: how many histogram units one unit of
-/// the sample is.
-pub fn scale_for_unit(unit: &str) -> f64 {
-    match unit {
+/// Nanoseconds in one of a UCUM time unit, `None` for other units.
+pub fn time_unit_ns(unit: &str) -> Option<f64> {
+    Some(match unit {
         "ns" => 1.0,
         "us" | "μs" => 1e3,
         "ms" => 1e6,
@@ -83,8 +82,14 @@ pub fn scale_for_unit(unit: &str) -> f64 {
         "min" => 60e9,
         "h" => 3600e9,
         "d" => 86_400e9,
-        _ => 1e6,
-    }
+        _ => return None,
+    })
+}
+
+/// The integer scale for a UCUM unit: how many histogram units one unit of
+/// the sample is.
+pub fn scale_for_unit(unit: &str) -> f64 {
+    time_unit_ns(unit).unwrap_or(1e6)
 }
 
 /// Count, sum, extremes, last value and samples of one series over one bucket.
