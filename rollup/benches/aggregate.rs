@@ -11,8 +11,10 @@ use proto::aggregate::Aggregate;
 use proto::fixtures::latencies;
 use proto::point::{Batch, Point, Value};
 use rollup::accumulate::Slot;
+use rollup::chunk::Chunks;
 use rollup::plan::{self, Stored, Write};
-use rollup::prepare;
+use rollup::prepare::{self, Target};
+use rollup::series;
 use std::collections::HashMap;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
@@ -33,12 +35,18 @@ fn archive() -> Vec<u8> {
     proto::archive::encode(&batches.iter().map(Vec::as_slice).collect::<Vec<_>>())
 }
 
-/// What the rollup does with one archive between its D1 reads and writes.
+/// What the rollup does with one archive between its D1 reads and writes:
+/// read chunk by chunk, keyed, accumulated and planned.
 fn aggregate(bytes: &[u8], stored: &HashMap<(i64, Slot), Stored>) -> Vec<Write> {
-    let archive = proto::archive::decode(bytes).expect("archive");
-    let (acc, _) = prepare::prepare(prepare::keyed(&archive), &HashMap::new(), &HashMap::new());
-    let ids: HashMap<_, i64> = acc.series.keys().enumerate().map(|(i, k)| (plan::identity(k), i as i64)).collect();
-    plan::plan(&acc, &ids, stored).expect("plan")
+    let mut writes = Vec::new();
+    for chunk in Chunks::new(bytes) {
+        let chunk = chunk.expect("archive");
+        let keyed = series::key(&chunk.batches);
+        let prepared = prepare::prepare(&keyed, &Target::own(&keyed), &HashMap::new());
+        let ids: HashMap<u32, i64> = (0..keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
+        writes.extend(plan::plan(&prepared.acc, &ids, stored).expect("plan"));
+    }
+    writes
 }
 
 /// Bytes of the samples blob of one bucket holding `values`.

@@ -58,6 +58,21 @@ impl Budget {
     }
 }
 
+impl Budget {
+    /// Whether a run must stop between two chunks of one archive: the
+    /// points or the time are spent (the archive budget counts whole
+    /// archives only). What the archive has left waits for the next run.
+    pub fn exhausted_within_archive(&self, points: u64, elapsed_ms: u64) -> Option<Limit> {
+        if points >= self.points {
+            Some(Limit::Points)
+        } else if elapsed_ms >= self.run_ms {
+            Some(Limit::Time)
+        } else {
+            None
+        }
+    }
+}
+
 /// Everything a run is configured with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -160,5 +175,9 @@ mod tests {
         assert_eq!(b.exhausted(1, 1000, 0), Some(Limit::Points));
         assert_eq!(b.exhausted(2, 0, 500), Some(Limit::Time));
         assert_eq!(b.exhausted(3, 0, 0), Some(Limit::Archives));
+        // Between an archive's chunks, only points and time count.
+        assert_eq!(b.exhausted_within_archive(999, 499), None);
+        assert_eq!(b.exhausted_within_archive(1000, 0), Some(Limit::Points));
+        assert_eq!(b.exhausted_within_archive(0, 500), Some(Limit::Time));
     }
 }

@@ -14,6 +14,9 @@ pub enum RollupError {
     /// Another run changed the same rows first; this archive is retried later.
     #[error("archive {key} was not applied: a concurrent writer got there first ({reason})")]
     Conflict { key: String, reason: String },
+    /// D1 refused a chunk's transaction.
+    #[error("archive {key} was not applied: {reason}")]
+    Apply { key: String, reason: String },
     /// A var is not a valid value.
     #[error("rollup is misconfigured: {0}")]
     Config(String),
@@ -27,5 +30,15 @@ pub trait Context<T> {
 impl<T> Context<T> for worker::Result<T> {
     fn during(self, what: &'static str) -> Result<T, RollupError> {
         self.map_err(|source| RollupError::Binding { what, source })
+    }
+}
+
+impl RollupError {
+    /// Whether the failure may lie in the archive itself, so that an
+    /// archive failing this way run after run is set aside
+    /// ([`crate::quarantine`]). A binding that fails, a concurrent writer
+    /// or a misconfiguration says nothing about the archive.
+    pub fn may_be_the_archive(&self) -> bool {
+        matches!(self, RollupError::Archive { .. } | RollupError::Aggregate(_) | RollupError::Apply { .. })
     }
 }

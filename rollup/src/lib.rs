@@ -7,7 +7,9 @@
 //! [`retention`] and [`config`].
 
 pub mod accumulate;
+pub mod chunk;
 pub mod config;
+pub mod conform;
 pub mod cumulative;
 pub mod cursor;
 pub mod dedup;
@@ -15,8 +17,11 @@ pub mod error;
 pub mod guard;
 pub mod plan;
 pub mod prepare;
+pub mod quarantine;
 pub mod retention;
 pub mod run;
+pub mod series;
+pub mod status;
 mod store;
 
 use worker::{event, Context, Env, Method, Request, Response, ScheduleContext, ScheduledEvent};
@@ -42,10 +47,17 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         (Method::Get, "/") => Response::from_json(&serde_json::json!({
             "service": "rollup", "status": "ok", "version": env!("CARGO_PKG_VERSION"),
         })),
-        (Method::Get, "/status") => match run::last_report(&env).await {
-            Ok(last) => Response::from_json(&serde_json::json!({ "last_run": last })),
-            Err(e) => Response::error(format!("status unavailable: {e}"), 503),
-        },
+        (Method::Get, "/status") => {
+            let secret = env.secret(status::STATUS_KEY).ok().map(|s| s.to_string());
+            let authorization = req.headers().get("authorization").ok().flatten();
+            if let Err(denied) = status::authorize(secret.as_deref(), authorization.as_deref()) {
+                return Response::error(denied.to_string(), denied.status());
+            }
+            match status::body(&env).await {
+                Ok(body) => Response::from_json(&body),
+                Err(e) => Response::error(format!("status unavailable: {e}"), 503),
+            }
+        }
         _ => Response::error("not found: the rollup Worker serves GET / and GET /status", 404),
     }
 }

@@ -1,7 +1,7 @@
 //! Merging new aggregates into stored rows: which rows to insert, which to
 //! update and at what version. Pure, so the merge rules are tested natively.
 
-use crate::accumulate::{Accumulator, SeriesKey, Slot};
+use crate::accumulate::{Accumulator, Slot};
 use proto::aggregate::{Aggregate, AggregateError, Row};
 use std::collections::HashMap;
 
@@ -23,23 +23,12 @@ pub enum Write {
     Update { series_id: i64, slot: Slot, row: Row, version: i64 },
 }
 
-/// Identity of a series in the catalog.
-pub fn identity(k: &SeriesKey) -> (String, String, String) {
-    (k.tenant.clone(), k.metric.clone(), k.labels.clone())
-}
-
 /// The writes that merge `acc` into the stored rows. Every series of `acc`
-/// must have an id in `ids`.
-pub fn plan(
-    acc: &Accumulator,
-    ids: &HashMap<(String, String, String), i64>,
-    stored: &HashMap<(i64, Slot), Stored>,
-) -> Result<Vec<Write>, AggregateError> {
+/// must have a catalog id in `ids`.
+pub fn plan(acc: &Accumulator, ids: &HashMap<u32, i64>, stored: &HashMap<(i64, Slot), Stored>) -> Result<Vec<Write>, AggregateError> {
     let mut writes = Vec::new();
-    for (key, slots) in &acc.series {
-        let series_id = *ids
-            .get(&identity(key))
-            .ok_or_else(|| AggregateError::Corrupt(format!("series {} has no id", key.metric)))?;
+    for (series, slots) in &acc.series {
+        let series_id = *ids.get(series).ok_or_else(|| AggregateError::Corrupt(format!("series {series} of the chunk has no id")))?;
         for (slot, fresh) in slots {
             match stored.get(&(series_id, *slot)) {
                 None => writes.push(Write::Insert { series_id, slot: *slot, row: fresh.to_row() }),
@@ -57,26 +46,21 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::point::{Batch, Point, Value};
+    use proto::point::{Kind, Point, Value};
 
     fn acc(values: &[f64]) -> Accumulator {
         let mut acc = Accumulator::default();
-        acc.add_batch(&Batch {
-            tenant: "t".into(),
-            batch_id: "b".into(),
-            points: values
-                .iter()
-                .map(|&v| Point { metric: "m".into(), time_unix_nano: 120_000_000_000, value: Some(Value::Gauge(v)), ..Default::default() })
-                .collect(),
-            ..Default::default()
-        });
+        for &v in values {
+            let p = Point { metric: "m".into(), time_unix_nano: 120_000_000_000, value: Some(Value::Gauge(v)), ..Default::default() };
+            acc.add_point(0, Kind::Gauge, "", &p);
+        }
         acc
     }
 
     #[test]
     fn inserts_new_rows_and_merges_into_existing_ones() {
         let a = acc(&[1.0, 2.0]);
-        let ids = HashMap::from([(("t".to_string(), "m".to_string(), "{}".to_string()), 7)]);
+        let ids = HashMap::from([(0, 7)]);
         let writes = plan(&a, &ids, &HashMap::new()).unwrap();
         assert_eq!(writes.len(), 3);
         assert!(writes.iter().all(|w| matches!(w, Write::Insert { series_id: 7, .. })));
@@ -84,7 +68,7 @@ mod tests {
         // The minute row exists already with one sample at version 4.
         let existing = acc(&[10.0]);
         let minute = Slot { resolution: 60, bucket_start: 120 };
-        let old = &existing.series.values().next().unwrap()[&minute];
+        let old = &existing.series[&0][&minute];
         let stored = HashMap::from([((7, minute), Stored { row: old.to_row(), version: 4 })]);
         let writes = plan(&a, &ids, &stored).unwrap();
         let update = writes.iter().find_map(|w| match w {

@@ -1,13 +1,14 @@
 //! One rollup run: list new archives, apply each exactly once, move the
 //! cursor, and record a report.
 
-use crate::accumulate::{SeriesKey, Slot};
-use crate::error::{Context, RollupError};
+use crate::accumulate::Slot;
 use crate::config::{Config, Limit};
+use crate::error::{Context, RollupError};
 use crate::retention::{Cutoffs, Expired};
-use crate::{cursor, dedup, guard, plan, prepare, store};
+use crate::series::{self, Series};
+use crate::{chunk, cursor, dedup, guard, plan, prepare, quarantine, store};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use worker::{js_sys, Bucket, D1Database, D1PreparedStatement, Env};
 
 /// Binding names, as in `wrangler.toml`.
@@ -32,6 +33,13 @@ pub struct Report {
     pub points: u64,
     /// Archives that failed and are left for the next run.
     pub errors: Vec<String>,
+    /// Archives this run set aside after they failed the same way on
+    /// [`quarantine::AFTER_RUNS`] consecutive runs.
+    pub quarantined: Vec<quarantine::Quarantined>,
+    /// Points read but not aggregated: of another kind or unit than their
+    /// series' that no exact conversion maps ([`crate::conform`]), with a
+    /// non-finite value, or with unreadable labels.
+    pub set_aside: prepare::SetAside,
     pub cursor: Option<String>,
     /// Age of the oldest archive not yet applied when the run ended (0 if
     /// none is left), from its key's time.
@@ -100,14 +108,29 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
                 report.stopped_by = Some(limit);
                 break;
             }
-            let lease = store::keep_lease(&db, &holder, worker::Date::now().as_millis() + LEASE_MS)?;
-            match apply_archive(&db, &bucket, lease, key, now_ms, &config, &cutoffs).await {
-                Ok(points) => {
+            match apply_archive(&db, &bucket, &holder, key, now_ms, &config, &cutoffs, &mut report).await {
+                Ok(Applied::Whole) => {
                     report.archives += 1;
-                    report.points += points;
                     processed.insert(key.clone());
                 }
-                Err(e) => report.errors.push(e.to_string()),
+                Ok(Applied::Stopped(limit)) => {
+                    report.stopped_by = Some(limit);
+                    break;
+                }
+                Err(e) => {
+                    let error = e.to_string();
+                    report.errors.push(error.clone());
+                    if e.may_be_the_archive() {
+                        match quarantine::after_failure(&db, &bucket, key, &error, worker::Date::now().as_millis()).await {
+                            Ok(Some(q)) => {
+                                processed.insert(key.clone());
+                                report.quarantined.push(q);
+                            }
+                            Ok(None) => {}
+                            Err(e) => report.errors.push(format!("setting {key} aside: {e}")),
+                        }
+                    }
+                }
             }
         }
 
@@ -148,64 +171,129 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
     result
 }
 
-/// Reads one archive and applies it in one transaction; returns its points.
+/// How an archive's application ended, short of an error.
+enum Applied {
+    /// Every chunk applied; the archive is recorded.
+    Whole,
+    /// A budget ran out between chunks: the rest waits for the next run,
+    /// which skips the batches applied already.
+    Stopped(Limit),
+}
+
+/// Reads one archive and applies it chunk by chunk ([`crate::chunk`]), each
+/// chunk in one transaction; adds its points and what it set aside to
+/// `report`.
+#[allow(clippy::too_many_arguments)]
 async fn apply_archive(
     db: &D1Database,
     bucket: &Bucket,
+    holder: &str,
+    key: &str,
+    started_ms: u64,
+    config: &Config,
+    cutoffs: &Cutoffs,
+    report: &mut Report,
+) -> Result<Applied, RollupError> {
+    let object = bucket.get(key).execute().await.during("reading an archive")?;
+    // Listed a moment ago, so it exists unless deleted by hand since.
+    let Some(object) = object else {
+        return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive vanished".into() });
+    };
+    if object.size() > proto::archive::MAX_ARCHIVE_BYTES as u64 {
+        return Err(RollupError::Archive { key: key.to_owned(), source: proto::archive::ArchiveError::FileTooLarge(object.size()) });
+    }
+    let Some(body) = object.body() else {
+        return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive has no body".into() });
+    };
+    let bytes = body.bytes().await.during("reading an archive")?;
+    let mut points = 0;
+    for chunk in chunk::Chunks::new(&bytes) {
+        let mut chunk = chunk.map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
+        // Batches delivered or sent before, in this archive or another, are skipped.
+        let applied = store::applied_batches(db, &dedup::ids(&chunk.batches)).await?;
+        dedup::fresh(&mut chunk.batches, &applied);
+        // In parts whose buckets fit one transaction's memory.
+        for part in chunk::parts(&chunk.batches) {
+            let last = chunk.last && part.last;
+            let lease = store::keep_lease(db, holder, worker::Date::now().as_millis() + LEASE_MS)?;
+            let finished = last.then_some(points);
+            let (n, set_aside) = apply_part(db, lease, key, part.batches, part.keyed, finished, started_ms, config, cutoffs).await?;
+            points += n;
+            report.points += n;
+            report.set_aside.extend(set_aside);
+            if last {
+                return Ok(Applied::Whole);
+            }
+            let elapsed_ms = worker::Date::now().as_millis().saturating_sub(started_ms);
+            if let Some(limit) = config.budget.exhausted_within_archive(report.points, elapsed_ms) {
+                return Ok(Applied::Stopped(limit));
+            }
+        }
+    }
+    Ok(Applied::Whole)
+}
+
+/// Applies one part of a chunk (`batches`, keyed) in one transaction,
+/// with the archive's record (`finished`: its points before this part) if
+/// it is the last; returns the part's points and what it set aside.
+#[allow(clippy::too_many_arguments)]
+async fn apply_part(
+    db: &D1Database,
     lease: D1PreparedStatement,
     key: &str,
+    batches: &[proto::point::Batch],
+    mut keyed: series::Keyed<'_>,
+    finished: Option<u64>,
     now_ms: u64,
     config: &Config,
     cutoffs: &Cutoffs,
-) -> Result<u64, RollupError> {
-    let object = bucket.get(key).execute().await.during("reading an archive")?;
-    // Listed a moment ago, so it exists unless deleted by hand since.
-    let Some(body) = object.as_ref().and_then(|o| o.body()) else {
-        return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive vanished".into() });
-    };
-    let bytes = body.bytes().await.during("reading an archive")?;
-    let mut archive = proto::archive::decode(&bytes).map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
-    // Batches delivered or sent before, in another archive, are skipped.
-    let applied = store::applied_batches(db, &dedup::ids(&archive)).await?;
-    let (batch_ids, _repeated) = dedup::fresh(&mut archive, &applied);
-    let keyed = prepare::keyed(&archive);
-    let mut series: Vec<&SeriesKey> = keyed.iter().map(|(k, _)| k).collect();
-    series.sort();
-    series.dedup();
+) -> Result<(u64, prepare::SetAside), RollupError> {
+    let batch_ids = dedup::ids(batches);
+    let all: Vec<(u32, &Series)> = keyed.series.iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
     // Series already in the catalog; new ones are admitted up to the
     // metric's limit and the rest folded into its overflow series.
-    let mut ids = store::lookup_series(db, &series).await?;
-    let new: Vec<&SeriesKey> = series.into_iter().filter(|k| !ids.contains_key(&plan::identity(k))).collect();
-    let mut metrics: Vec<(String, String)> = new.iter().map(|k| (k.tenant.clone(), k.metric.clone())).collect();
+    let mut catalog = store::lookup_series(db, &all).await?;
+    let new: Vec<u32> = (0..keyed.series.len() as u32).filter(|i| !catalog.contains_key(i)).collect();
+    let mut metrics: Vec<(String, String)> =
+        new.iter().map(|&i| (keyed.series[i as usize].tenant.to_owned(), keyed.series[i as usize].metric.to_owned())).collect();
+    metrics.sort();
     metrics.dedup();
     let counts = store::series_counts(db, &metrics).await?;
-    let folded = guard::fold(&new, &counts, config.max_series_per_metric);
-    let mut create: Vec<&SeriesKey> = new.into_iter().filter(|k| !folded.contains_key(*k)).collect();
-    create.extend(folded.values());
-    create.sort();
-    create.dedup();
-    ids.extend(store::create_series(db, &create).await?);
+    let before = keyed.series.len() as u32;
+    let folded = guard::fold(&mut keyed.series, &new, &counts, config.max_series_per_metric);
+    let create: Vec<(u32, &Series)> = new
+        .iter()
+        .copied()
+        .filter(|i| !folded.contains_key(i))
+        .chain(before..keyed.series.len() as u32)
+        .map(|i| (i, &keyed.series[i as usize]))
+        .collect();
+    catalog.extend(store::create_series(db, &create).await?);
+    let targets = (0..keyed.series.len() as u32)
+        .map(|i| {
+            let target = folded.get(&i).copied().unwrap_or(i);
+            let c = catalog.get(&target).ok_or_else(|| RollupError::Conflict { key: key.to_owned(), reason: "a series has no catalog row".into() })?;
+            Ok(prepare::Target { series: target, kind: c.kind, unit: c.unit.clone() })
+        })
+        .collect::<Result<Vec<_>, RollupError>>()?;
     let states = store::cumulative_states(db, &prepare::cumulative_hashes(&keyed)).await?;
-    let (mut acc, state_writes) = prepare::prepare(keyed, &folded, &states);
-    acc.drop_expired(cutoffs);
-    let places: Vec<(i64, Slot)> = acc
+    let mut prepared = prepare::prepare(&keyed, &targets, &states);
+    prepared.acc.drop_expired(cutoffs);
+    let ids: HashMap<u32, i64> = catalog.iter().map(|(i, c)| (*i, c.id)).collect();
+    let places: Vec<(i64, Slot)> = prepared
+        .acc
         .series
         .iter()
-        .flat_map(|(k, slots)| {
-            let id = ids.get(&plan::identity(k)).copied().unwrap_or_default();
+        .flat_map(|(i, slots)| {
+            let id = ids.get(i).copied().unwrap_or_default();
             slots.keys().map(move |s| (id, *s))
         })
         .collect();
     let stored = store::stored(db, &places).await?;
-    let writes = plan::plan(&acc, &ids, &stored)?;
-    let late = acc.late_tenants((now_ms / 1000) as i64);
-    store::apply(db, lease, &writes, &state_writes, key, &batch_ids, &late, acc.points, now_ms).await?;
-    Ok(acc.points)
+    let writes = plan::plan(&prepared.acc, &ids, &stored)?;
+    let late = prepared.acc.late_tenants(&keyed.series, (now_ms / 1000) as i64);
+    let points = prepared.acc.points;
+    let finished = finished.map(|before| before + points);
+    store::apply(db, lease, &writes, &prepared.states, key, &batch_ids, &late, finished, now_ms).await?;
+    Ok((points, prepared.set_aside))
 }
-
-/// The last run's report, as stored.
-pub async fn last_report(env: &Env) -> Result<Option<serde_json::Value>, RollupError> {
-    let db = env.d1(DB).during("D1 binding")?;
-    Ok(store::state(&db, "last_run").await?.and_then(|s| serde_json::from_str(&s).ok()))
-}
-

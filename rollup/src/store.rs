@@ -2,13 +2,15 @@
 //! bound as JavaScript numbers (exact to 2^53), never as BigInt, which D1
 //! rejects.
 
-use crate::accumulate::{SeriesKey, Slot};
+use crate::accumulate::Slot;
 use crate::error::{Context, RollupError};
-use crate::plan::{identity, Stored, Write};
+use crate::plan::{Stored, Write};
+use crate::series::Series;
 use crate::retention::{Cutoffs, Expired};
 use crate::prepare::{StateWrite, StoredState};
 use prost::Message;
-use proto::aggregate::Row;
+use proto::aggregate::{AggregateError, Row};
+use proto::point::Kind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -131,64 +133,108 @@ async fn existing(db: &D1Database, select_in: &str, keys: &[String], what: &'sta
     Ok(rows::<K>(db, statements, what).await?.into_iter().map(|r| r.k).collect())
 }
 
-/// Catalog ids of those of `keys` that exist.
-pub async fn lookup_series(
-    db: &D1Database,
-    keys: &[&SeriesKey],
-) -> Result<HashMap<(String, String, String), i64>, RollupError> {
-    #[derive(Deserialize)]
-    struct IdRow {
-        id: f64,
-        tenant: String,
-        metric: String,
-        labels: String,
-    }
-    let mut selects = Vec::new();
-    for chunk in keys.chunks(MAX_PARAMS / 3) {
-        let sql = format!(
-            "SELECT id, tenant, metric, labels FROM series WHERE (tenant, metric, labels) IN (VALUES {})",
-            placeholders(chunk.len(), 3)
-        );
-        let params: Vec<JsValue> = chunk
-            .iter()
-            .flat_map(|k| [k.tenant.as_str().into(), k.metric.as_str().into(), k.labels.as_str().into()])
-            .collect();
-        selects.push(prepare(db, &sql, &params)?);
-    }
-    let found = rows::<IdRow>(db, selects, "reading series ids").await?;
-    Ok(found.into_iter().map(|r| ((r.tenant, r.metric, r.labels), r.id as i64)).collect())
+/// A series' catalog row: its id, and the kind and unit it was created with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Catalog {
+    pub id: i64,
+    pub kind: Kind,
+    pub unit: String,
 }
 
-/// Creates catalog rows for `keys` (existing ones are left alone) and
-/// returns the ids of all of them.
-pub async fn create_series(
-    db: &D1Database,
-    keys: &[&SeriesKey],
-) -> Result<HashMap<(String, String, String), i64>, RollupError> {
-    if keys.is_empty() {
+/// Bytes of bound values one statement, and one batch of statements, of
+/// the catalog lookups carry at most: a series' labels can be 74 KB.
+const MAX_STATEMENT_BYTES: usize = 256 * 1024;
+const MAX_BATCH_BYTES: usize = 2 << 20;
+
+/// `items` in consecutive groups of at most `per` items and `max_bytes`
+/// bytes (at least one item each).
+fn groups<'a, T>(items: &'a [T], per: usize, max_bytes: usize, bytes: impl Fn(&T) -> usize) -> Vec<&'a [T]> {
+    let (mut out, mut start, mut size) = (Vec::new(), 0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let b = bytes(item);
+        if i > start && (i - start == per || size + b > max_bytes) {
+            out.push(&items[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += b;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// Catalog rows of those of `series` (by index into the chunk's series)
+/// that exist, by index. Each series' labels JSON is built for its
+/// statement and dropped with it, and the rows come back without labels.
+pub async fn lookup_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
+    #[derive(Deserialize)]
+    struct Found {
+        i: f64,
+        id: f64,
+        kind: String,
+        unit: String,
+    }
+    let mut out = HashMap::new();
+    for batch in groups(series, usize::MAX, MAX_BATCH_BYTES, |(_, s)| s.bound_bytes()) {
+        let mut selects = Vec::new();
+        for chunk in groups(batch, MAX_PARAMS / 4, MAX_STATEMENT_BYTES, |(_, s)| s.bound_bytes()) {
+            let sql = format!(
+                "WITH k (i, tenant, metric, labels) AS (VALUES {}) \
+                 SELECT k.i AS i, s.id AS id, s.kind AS kind, s.unit AS unit FROM k \
+                 JOIN series s ON s.tenant = k.tenant AND s.metric = k.metric AND s.labels = k.labels",
+                placeholders(chunk.len(), 4)
+            );
+            let params: Vec<JsValue> = chunk
+                .iter()
+                .flat_map(|(i, s)| [num(f64::from(*i)), s.tenant.into(), s.metric.into(), s.json().into()])
+                .collect();
+            selects.push(prepare(db, &sql, &params)?);
+        }
+        for r in rows::<Found>(db, selects, "reading series ids").await? {
+            let kind = Kind::parse(&r.kind).ok_or_else(|| AggregateError::Corrupt(format!("series {} has kind {:?}", r.id, r.kind)))?;
+            out.insert(r.i as u32, Catalog { id: r.id as i64, kind, unit: r.unit });
+        }
+    }
+    Ok(out)
+}
+
+/// Creates catalog rows for `series` (existing ones are left alone) and
+/// returns the catalog rows of all of them: a row another writer created
+/// meanwhile keeps its kind and unit.
+pub async fn create_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
+    if series.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut inserts = Vec::new();
-    for k in keys {
-        inserts.push(prepare(
-            db,
-            "INSERT OR IGNORE INTO series (tenant, metric, prom_name, labels, kind, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            &[
-                k.tenant.as_str().into(),
-                k.metric.as_str().into(),
-                proto::names::prom_name(&k.metric).into(),
-                k.labels.as_str().into(),
-                k.kind.as_str().into(),
-                k.unit.as_str().into(),
-            ],
-        )?);
+    for batch in groups(series, usize::MAX, MAX_BATCH_BYTES, |(_, s)| s.bound_bytes()) {
+        let mut inserts = Vec::new();
+        for chunk in groups(batch, MAX_PARAMS / 6, MAX_STATEMENT_BYTES, |(_, s)| s.bound_bytes()) {
+            let sql = format!(
+                "INSERT OR IGNORE INTO series (tenant, metric, prom_name, labels, kind, unit) VALUES {}",
+                placeholders(chunk.len(), 6)
+            );
+            let params: Vec<JsValue> = chunk
+                .iter()
+                .flat_map(|(_, s)| {
+                    [
+                        s.tenant.into(),
+                        s.metric.into(),
+                        proto::names::prom_name(s.metric).into(),
+                        s.json().into(),
+                        s.kind.as_str().into(),
+                        s.unit.into(),
+                    ]
+                })
+                .collect();
+            inserts.push(prepare(db, &sql, &params)?);
+        }
+        db.batch(inserts).await.during("creating series")?;
     }
-    db.batch(inserts).await.during("creating series")?;
-    let ids = lookup_series(db, keys).await?;
-    if let Some(k) = keys.iter().find(|k| !ids.contains_key(&identity(k))) {
-        return Err(RollupError::Conflict { key: k.metric.clone(), reason: "series row missing after insert".into() });
+    let found = lookup_series(db, series).await?;
+    if let Some((_, s)) = series.iter().find(|(i, _)| !found.contains_key(i)) {
+        return Err(RollupError::Conflict { key: s.metric.to_owned(), reason: "series row missing after insert".into() });
     }
-    Ok(ids)
+    Ok(found)
 }
 
 /// Catalog series per (tenant, metric), for the cardinality guard.
@@ -293,9 +339,9 @@ pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<Has
     Ok(out)
 }
 
-/// Applies the writes and records the archive and its batches in the
-/// ledger, all in one transaction: either every row and the ledger entries
-/// change, or nothing does. A batch id another run recorded meanwhile fails
+/// Applies a chunk's writes and records its batches in the ledger (and,
+/// for the archive's last chunk, the archive), all in one transaction:
+/// either every row and the ledger entries change, or nothing does. A batch id another run recorded meanwhile fails
 /// the transaction (primary key), so a batch is never applied twice.
 pub async fn apply(
     db: &D1Database,
@@ -305,7 +351,7 @@ pub async fn apply(
     archive_key: &str,
     batch_ids: &[String],
     late_tenants: &[String],
-    points: u64,
+    finished: Option<u64>,
     now_ms: u64,
 ) -> Result<(), RollupError> {
     let mut statements = Vec::with_capacity(writes.len() + 2);
@@ -364,12 +410,17 @@ pub async fn apply(
             &[tenant.as_str().into()],
         )?);
     }
-    statements.push(prepare(
-        db,
-        "INSERT INTO processed_archives (key, points, processed_ms) VALUES (?1, ?2, ?3)",
-        &[archive_key.into(), num(points as f64), num(now_ms as f64)],
-    )?);
-    db.batch(statements).await.map_err(|e| RollupError::Conflict { key: archive_key.to_owned(), reason: e.to_string() })?;
+    // The archive's last chunk records it (with all its points) and clears
+    // any failures it had before.
+    if let Some(points) = finished {
+        statements.push(prepare(
+            db,
+            "INSERT INTO processed_archives (key, points, processed_ms) VALUES (?1, ?2, ?3)",
+            &[archive_key.into(), num(points as f64), num(now_ms as f64)],
+        )?);
+        statements.push(prepare(db, "DELETE FROM archive_failures WHERE key = ?1", &[archive_key.into()])?);
+    }
+    db.batch(statements).await.map_err(|e| RollupError::Apply { key: archive_key.to_owned(), reason: e.to_string() })?;
     Ok(())
 }
 
@@ -416,4 +467,73 @@ pub async fn expire(db: &D1Database, cutoffs: &Cutoffs, cursor: Option<&str>, li
         out.more |= changes >= u64::from(limit);
     }
     Ok(out)
+}
+
+/// Counts a failed run of an archive: the consecutive runs it has failed
+/// with this `error` (1 if it failed another way before).
+pub async fn record_failure(db: &D1Database, key: &str, error: &str, now_ms: u64) -> Result<u32, RollupError> {
+    #[derive(Deserialize)]
+    struct Runs {
+        runs: f64,
+    }
+    let statement = prepare(
+        db,
+        "INSERT INTO archive_failures (key, error, runs, first_ms, last_ms) VALUES (?1, ?2, 1, ?3, ?3) \
+         ON CONFLICT (key) DO UPDATE SET runs = CASE WHEN archive_failures.error = excluded.error THEN archive_failures.runs + 1 ELSE 1 END, \
+         error = excluded.error, last_ms = excluded.last_ms RETURNING runs",
+        &[key.into(), error.into(), num(now_ms as f64)],
+    )?;
+    let runs = rows::<Runs>(db, vec![statement], "recording a failed archive").await?;
+    Ok(runs.first().map_or(1, |r| r.runs as u32))
+}
+
+/// Records that `key` was moved to quarantine: marked, and entered in the
+/// ledger of processed archives (with no points) so that the cursor moves
+/// past it whether or not the original could be deleted.
+pub async fn quarantined(db: &D1Database, key: &str, now_ms: u64) -> Result<(), RollupError> {
+    db.batch(vec![
+        prepare(db, "UPDATE archive_failures SET quarantined_ms = ?2 WHERE key = ?1", &[key.into(), num(now_ms as f64)])?,
+        prepare(
+            db,
+            "INSERT OR IGNORE INTO processed_archives (key, points, processed_ms) VALUES (?1, 0, ?2)",
+            &[key.into(), num(now_ms as f64)],
+        )?,
+    ])
+    .await
+    .during("recording a quarantined archive")?;
+    Ok(())
+}
+
+/// An archive that failed, as `/status` lists it.
+#[derive(Debug, Deserialize, serde::Serialize)]
+pub struct Failure {
+    pub key: String,
+    pub error: String,
+    pub runs: f64,
+    pub first_ms: f64,
+    pub last_ms: f64,
+    pub quarantined_ms: Option<f64>,
+}
+
+/// The most recent failed archives, quarantined or still failing, and how
+/// many are quarantined in all.
+pub async fn failures(db: &D1Database, limit: u32) -> Result<(Vec<Failure>, u64), RollupError> {
+    #[derive(Deserialize)]
+    struct N {
+        n: f64,
+    }
+    let results = db
+        .batch(vec![
+            prepare(
+                db,
+                "SELECT key, error, runs, first_ms, last_ms, quarantined_ms FROM archive_failures ORDER BY last_ms DESC LIMIT ?1",
+                &[num(f64::from(limit))],
+            )?,
+            prepare(db, "SELECT COUNT(*) AS n FROM archive_failures WHERE quarantined_ms IS NOT NULL", &[])?,
+        ])
+        .await
+        .during("reading failed archives")?;
+    let list = results.first().map(|r| r.results::<Failure>()).transpose().during("reading failed archives")?.unwrap_or_default();
+    let n = results.get(1).map(|r| r.results::<N>()).transpose().during("reading failed archives")?.unwrap_or_default();
+    Ok((list, n.first().map_or(0, |r| r.n as u64)))
 }

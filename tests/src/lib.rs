@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use xtask::encode;
-pub use xtask::stack::{DEV_INGEST_KEY, DEV_READ_KEY};
+pub use xtask::stack::{DEV_INGEST_KEY, DEV_READ_KEY, DEV_STATUS_KEY};
 pub use xtask::test::{MAX_DELETES_PER_RUN, MAX_POINTS_PER_RUN, MAX_SERIES_PER_METRIC, OTHER_INGEST_KEY, OTHER_READ_KEY};
 
 /// URLs of the running stack.
@@ -302,13 +302,18 @@ pub fn instant_query(stack: &Stack, query: &str, time_s: f64) -> Result<Reply> {
     )
 }
 
-/// The rollup's report of its last run (`GET /status`).
-pub fn last_run(stack: &Stack) -> Result<serde_json::Value> {
-    let r = get(&format!("{}/status", stack.rollup), &[])?;
+/// The rollup's `GET /status`, with the stack's status key.
+pub fn rollup_status(stack: &Stack) -> Result<serde_json::Value> {
+    let r = get(&format!("{}/status", stack.rollup), &[("authorization", &format!("Bearer {DEV_STATUS_KEY}"))])?;
     if r.status != 200 {
         bail!("rollup /status answered {}: {}", r.status, r.text());
     }
-    Ok(r.json()["last_run"].clone())
+    Ok(r.json())
+}
+
+/// The rollup's report of its last run (`GET /status`).
+pub fn last_run(stack: &Stack) -> Result<serde_json::Value> {
+    Ok(rollup_status(stack)?["last_run"].clone())
 }
 
 /// Gauge points of `metric` in the dev tenant, one per (unix seconds, value).

@@ -27,7 +27,7 @@ fn a_run_applies_nothing_while_another_holds_the_lease() -> anyhow::Result<()> {
 
     d1("DELETE FROM rollup_lease WHERE holder = 'e2e-other-run'")?;
     rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 2.0).then_some(())))?;
-    let status = get(&format!("{}/status", stack.rollup), &[])?.json();
+    let status = rollup_status(&stack)?;
     let last = &status["last_run"];
     assert_eq!(last["outcome"], "ok", "{status}");
     assert!(last["lag_ms"].is_u64() && last["backlog"].is_u64(), "{status}");

@@ -56,7 +56,7 @@ fn a_gauge_and_a_histogram_go_all_the_way_to_a_p99() -> anyhow::Result<()> {
     assert_eq!(r.json()["data"]["result"][0]["value"][1], "500");
 
     // The rollup's report shows the archive it applied.
-    let status = get(&format!("{}/status", stack.rollup), &[])?.json();
+    let status = rollup_status(&stack)?;
     assert!(status["last_run"]["listed"].as_u64().is_some(), "{status}");
     Ok(())
 }

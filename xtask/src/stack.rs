@@ -34,6 +34,8 @@ pub fn stop_requested() -> bool {
 pub const DEV_TENANT: &str = "dev";
 pub const DEV_INGEST_KEY: &str = "dev-ingest-key";
 pub const DEV_READ_KEY: &str = "dev-read-key";
+/// The local stack's operator key for the rollup's `GET /status`.
+pub const DEV_STATUS_KEY: &str = "dev-status-key";
 
 /// The D1 database's name in wrangler.toml.
 pub const DATABASE: &str = "telemetry";
@@ -147,7 +149,7 @@ impl Stack {
                     cmd.args(["--var", &format!("INGEST_KEYS:{}", opts.ingest_keys)]);
                 }
                 "rollup" => {
-                    cmd.arg("--test-scheduled");
+                    cmd.arg("--test-scheduled").args(["--var", &format!("STATUS_KEY:{DEV_STATUS_KEY}")]);
                 }
                 _ => {
                     cmd.args(["--var", &format!("READ_KEYS:{}", opts.read_keys)]);

@@ -1,0 +1,77 @@
+//! Archives set aside.
+//!
+//! An archive that cannot be applied used to be retried at the head of the
+//! listing every run, forever; once 10 pages of later archives piled up
+//! behind it nothing new was listed, and other tenants' batches in it were
+//! lost with it. Now an archive that fails the same way on
+//! [`AFTER_RUNS`] consecutive runs (with an error that may lie in the
+//! archive: it does not decode, or D1 refuses its transaction, not a
+//! binding that fails) is moved under [`PREFIX`] in the same bucket,
+//! recorded as processed so that the cursor moves past it, and listed in
+//! `/status` with its error. Chunks of it that were applied before stay
+//! applied; an operator who fixes the cause can put the file back under
+//! `archives/` (a new key), and the rollup applies what is left, skipping
+//! the batches it recorded.
+
+use crate::error::{Context, RollupError};
+use crate::store;
+use serde::Serialize;
+use worker::{Bucket, D1Database};
+
+/// Consecutive failing runs after which an archive is set aside.
+pub const AFTER_RUNS: u32 = 3;
+
+/// Where set-aside archives go.
+pub const PREFIX: &str = "quarantine/";
+
+/// An archive this run set aside.
+#[derive(Debug, Serialize)]
+pub struct Quarantined {
+    pub key: String,
+    pub moved_to: String,
+    pub error: String,
+}
+
+/// The quarantine key of an archive key: `archives/x` → `quarantine/x`.
+pub fn key_for(archive_key: &str) -> String {
+    format!("{PREFIX}{}", archive_key.strip_prefix(proto::archive::KEY_PREFIX).unwrap_or(archive_key))
+}
+
+/// Counts a failed run of `key`; once it has failed the same way
+/// [`AFTER_RUNS`] times in a row, moves it to quarantine.
+pub async fn after_failure(
+    db: &D1Database,
+    bucket: &Bucket,
+    key: &str,
+    error: &str,
+    now_ms: u64,
+) -> Result<Option<Quarantined>, RollupError> {
+    if store::record_failure(db, key, error, now_ms).await? < AFTER_RUNS {
+        return Ok(None);
+    }
+    let moved_to = key_for(key);
+    // Copy, record, then delete: a failure on the way leaves the original
+    // in place, and the next failing run tries again.
+    let object = bucket.get(key).execute().await.during("reading an archive to set aside")?;
+    if let Some(body) = object.as_ref().and_then(|o| o.body()) {
+        let bytes = body.bytes().await.during("reading an archive to set aside")?;
+        bucket.put(&moved_to, bytes).execute().await.during("writing an archive to quarantine")?;
+    }
+    store::quarantined(db, key, now_ms).await?;
+    bucket.delete(key).await.during("deleting a quarantined archive")?;
+    Ok(Some(Quarantined { key: key.to_owned(), moved_to, error: error.to_owned() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quarantine_keys_keep_the_archive_name() {
+        let k = proto::archive::key(1_700_000_000_000, &["m"]);
+        let q = key_for(&k);
+        assert!(q.starts_with("quarantine/1700000000000-") && q.ends_with(".pb.gz"), "{q}");
+        // Not under the listing prefix: the rollup never lists it again.
+        assert!(!q.starts_with(proto::archive::KEY_PREFIX));
+    }
+}

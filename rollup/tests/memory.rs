@@ -1,0 +1,146 @@
+//! What one archive makes the rollup hold, measured with a counting
+//! allocator: the peak heap of reading an archive chunk by chunk, keying,
+//! accumulating and planning every chunk's writes, over archives built by
+//! ingest's own export code from requests at and near the limits.
+//!
+//! The bound is [`MAX_PEAK`], well inside a Worker's 128 MB, which also
+//! holds the wasm code, the JavaScript side of the D1 statements and the
+//! archive's compressed bytes. Before chunks and per-series keys, the
+//! hostile archive below needed gigabytes: every point's 64 shared labels
+//! were copied and serialized to 74 KB of JSON.
+
+use ingest::body::Encoding;
+use ingest::export::{export, Context, Signal};
+use rollup::chunk::{self, Chunks};
+use rollup::plan;
+use rollup::prepare::{self, Target};
+use serde_json::json;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let now = LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed) + new_size as isize - layout.size() as isize;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The peak heap one archive may take the rollup's core to.
+const MAX_PEAK: isize = 40 << 20;
+
+const NOW: u64 = 1_800_000_000_000_000_000;
+
+/// An archive as the queue consumer writes it: the concatenated messages
+/// ingest made of these OTLP/JSON requests.
+fn archive(requests: impl IntoIterator<Item = serde_json::Value>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, body) in requests.into_iter().enumerate() {
+        let ctx = Context { tenant: "t", now_unix_nano: NOW, seed: i as u64 };
+        let accepted = export(Signal::Metrics, &ctx, body.to_string().as_bytes(), Encoding::Json).expect("accepted");
+        assert_eq!(accepted.rejected, 0, "{}", String::from_utf8_lossy(&accepted.response));
+        for m in accepted.messages {
+            out.extend(m);
+        }
+    }
+    out
+}
+
+fn attr(k: String, v: String) -> serde_json::Value {
+    json!({ "key": k, "value": { "stringValue": v } })
+}
+
+/// A request of `points` gauge points of as many metrics, each at its own
+/// minute: a series and three buckets per point, the most aggregates a
+/// chunk's points can make.
+fn scattered(request: usize, points: usize) -> serde_json::Value {
+    let metrics: Vec<_> = (0..points)
+        .map(|i| {
+            let t = NOW - (1 + (request * points + i) as u64 % 2000) * 60_000_000_000;
+            json!({ "name": format!("m{request}.{i}"), "gauge": { "dataPoints": [{ "timeUnixNano": t.to_string(), "asDouble": i as f64 }] } })
+        })
+        .collect();
+    json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": metrics }] }] })
+}
+
+/// A request of `points` gauge points of one metric, a resource of
+/// `resource` attributes of `value_bytes` each, and each point labelled
+/// `i` = its index modulo `series` (one series if 1).
+fn request(points: usize, series: usize, resource: usize, value_bytes: usize) -> serde_json::Value {
+    let resource: Vec<_> = (0..resource).map(|i| attr(format!("{i:0128}"), format!("{i}").repeat(value_bytes).chars().take(value_bytes).collect())).collect();
+    let data: Vec<_> = (0..points)
+        .map(|i| {
+            json!({ "timeUnixNano": (NOW - 60_000_000_000 - i as u64 * 1_000_000).to_string(), "asDouble": i as f64,
+                    "attributes": [attr("i".into(), (i % series).to_string())] })
+        })
+        .collect();
+    json!({ "resourceMetrics": [{ "resource": { "attributes": resource },
+        "scopeMetrics": [{ "metrics": [{ "name": "m", "unit": "ms", "gauge": { "dataPoints": data } }] }] }] })
+}
+
+/// The peak heap above the start of reading `archive` and preparing every
+/// chunk's writes (into empty buckets, the most rows), and the points read.
+fn peak_of(archive: &[u8]) -> (isize, u64) {
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let mut points = 0;
+    for chunk in Chunks::new(archive) {
+        let chunk = chunk.expect("readable");
+        for part in chunk::parts(&chunk.batches) {
+            let keyed = part.keyed;
+            let prepared = prepare::prepare(&keyed, &Target::own(&keyed), &HashMap::new());
+            let ids: HashMap<u32, i64> = (0..keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
+            let writes = plan::plan(&prepared.acc, &ids, &HashMap::new()).expect("planned");
+            assert!(!writes.is_empty());
+            points += prepared.acc.points;
+        }
+    }
+    (PEAK.load(Ordering::Relaxed) - before, points)
+}
+
+fn mb(bytes: isize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Cases measured in one test: the allocator's counters are global, and
+/// tests of one binary run in parallel threads.
+#[test]
+fn one_archive_stays_well_inside_a_worker() {
+    // 1. Hostile: 64 labels at the length limits (63 resource labels of
+    //    128-byte names and 1,024-byte values, 74 KB, and the point's own)
+    //    on points of one series; ten such requests in one delivery.
+    let hostile = archive((0..10).map(|_| request(5_000, 1, 63, 1024)));
+    // 2. The same labels on 2,000 distinct series: 2,000 identities of
+    //    74 KB each.
+    let distinct = archive((0..10).map(|_| request(2_000, 2_000, 63, 1024)));
+    // 3. A normal delivery: 100 requests of 1,000 points over 1,000
+    //    series, with a 4 KB resource.
+    let normal = archive((0..100).map(|_| request(1_000, 1_000, 16, 256)));
+    // 4. Every point its own series and minute: 100,000 series, 300,000
+    //    buckets.
+    let scattered = archive((0..100).map(|r| scattered(r, 1_000)));
+    let cases = [("hostile", &hostile, 50_000), ("distinct", &distinct, 20_000), ("normal", &normal, 100_000), ("scattered", &scattered, 100_000)];
+    for (name, file, points) in cases {
+        let (peak, read) = peak_of(file);
+        eprintln!("{name}: {} KB archive, {read} points, peak {:.1} MB", file.len() / 1024, mb(peak));
+        assert_eq!(read, points, "{name}");
+        assert!(peak < MAX_PEAK, "{name}: peak {:.1} MB, more than {:.0} MB", mb(peak), mb(MAX_PEAK));
+    }
+}
