@@ -1,6 +1,7 @@
 //! The Prometheus HTTP API endpoints, as async functions over a D1 handle and
 //! parsed parameters.
 
+use crate::budget::{self, Limits};
 use crate::config::Kept;
 use crate::error::ApiError;
 use crate::params::Params;
@@ -9,9 +10,6 @@ use crate::{catalog, json_api, prom, store};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::Expr;
 use worker::D1Database;
-
-/// Series one query may read, over all its selectors.
-pub const MAX_SERIES_PER_QUERY: usize = 10_000;
 
 /// A response body and, for a query, when the data it read ends: the end of
 /// its last bucket (which decides whether it may be cached).
@@ -32,22 +30,22 @@ fn data_until(end: f64, resolution: i64) -> f64 {
 }
 
 /// `GET|POST /api/v1/query`: an instant query.
-pub async fn query(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<Answer, ApiError> {
+pub async fn query(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let t = params.time("time", now)?;
-    let (mut steps, resolution) = evaluate(db, tenant, &expr, Times::instant(t), kept, now).await?;
+    let (mut steps, resolution) = evaluate(db, tenant, &expr, Times::instant(t), kept, limits, now).await?;
     let (_, value) = steps.pop().ok_or_else(|| ApiError::Execution("internal: no evaluation time".into()))?;
     Ok(Answer { body: prom::success(prom::instant(&value, t)), until: Some(data_until(t, resolution)) })
 }
 
 /// `GET|POST /api/v1/query_range`: a query evaluated from `start` to `end`
 /// every `step`.
-pub async fn query_range(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<Answer, ApiError> {
+pub async fn query_range(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let start = params.required_time("start")?;
     let end = params.required_time("end")?;
     let step = params.duration("step")?;
-    let (steps, resolution) = evaluate(db, tenant, &expr, Times::range(start, end, step)?, kept, now).await?;
+    let (steps, resolution) = evaluate(db, tenant, &expr, Times::range(start, end, step)?, kept, limits, now).await?;
     Ok(Answer { body: prom::success(prom::matrix(&steps)), until: Some(data_until(end, resolution)) })
 }
 
@@ -60,23 +58,45 @@ async fn evaluate(
     expr: &Expr,
     times: Times,
     kept: &Kept,
+    limits: &Limits,
     now: f64,
 ) -> Result<(Vec<(f64, eval::Value)>, i64), ApiError> {
     let selections = select::selections(expr)?;
+    budget::selectors(selections.len())?;
     let default = times.default_window();
     let windows: Vec<f64> = selections.iter().map(|s| s.range_s.unwrap_or(default)).collect();
     let resolution = times.resolution(&windows, kept, now);
-    let mut fetched = Vec::with_capacity(selections.len());
-    let mut series_read = 0;
-    for sel in selections {
-        let from = times.start - query::window(sel.range_s, default, resolution);
-        let series = store::fetch(db, tenant, &sel, resolution, from, times.end, MAX_SERIES_PER_QUERY - series_read).await?;
-        series_read += series.len();
-        fetched.push((sel, series));
-    }
+    let from: Vec<f64> = selections.iter().map(|sel| times.start - query::window(sel.range_s, default, resolution)).collect();
+    let series = store::fetch(db, tenant, &selections, &from, resolution, times.end, limits).await?;
+    let fetched: Vec<_> = selections.into_iter().zip(series).collect();
     let env = eval::Env { fetched: &fetched, default_window: default, resolution };
     let values = times.each().into_iter().map(|t| Ok((t, eval::eval(expr, t, &env)?))).collect::<Result<_, ApiError>>()?;
     Ok((values, resolution))
+}
+
+/// The catalog rows the catalog endpoints read for `match[]`: only the
+/// names the selectors name, if they all do; at most
+/// [`budget::MAX_CATALOG_ROWS`], and whether that cut the answer.
+async fn catalog_for(db: &D1Database, tenant: &str, selectors: &[promql_parser::label::Matchers]) -> Result<(Vec<catalog::Entry>, bool), ApiError> {
+    let names = catalog::names(selectors);
+    store::catalog(db, tenant, names.as_deref(), budget::MAX_CATALOG_ROWS).await
+}
+
+/// Prometheus' `limit` parameter of the catalog endpoints: at most that
+/// many items (0 or absent: no limit).
+fn limit(params: &Params) -> Result<usize, ApiError> {
+    match params.get("limit").filter(|v| !v.is_empty()) {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| ApiError::BadData(format!("invalid parameter \"limit\": cannot parse {v:?} to a valid limit"))),
+    }
+}
+
+/// A catalog answer cut at `limit`, with Prometheus' warning if that or
+/// the rows budget cut it.
+fn cut<T: serde::Serialize>(items: Vec<T>, limit: usize, rows_cut: bool) -> serde_json::Value {
+    let (items, limited) = catalog::limited(items, limit);
+    let warnings = if limited || rows_cut { vec![prom::TRUNCATED.to_string()] } else { Vec::new() };
+    prom::success_with(serde_json::json!(items), &warnings)
 }
 
 /// `/api/v1/series`: the label sets of the series `match[]` selects.
@@ -86,13 +106,15 @@ pub async fn series(db: &D1Database, tenant: &str, params: &Params) -> Result<se
         return Err(ApiError::BadData("no match[] parameter provided".into()));
     }
     let selectors = catalog::selectors(&matches)?;
-    Ok(prom::success(catalog::series_json(&store::catalog(db, tenant).await?, &selectors)))
+    let (entries, rows_cut) = catalog_for(db, tenant, &selectors).await?;
+    Ok(cut(catalog::series_json(&entries, &selectors), limit(params)?, rows_cut))
 }
 
 /// `/api/v1/labels`: label names, of the series `match[]` selects if given.
 pub async fn labels(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let selectors = catalog::selectors(&params.all("match[]"))?;
-    Ok(prom::success(serde_json::json!(catalog::label_names(&store::catalog(db, tenant).await?, &selectors))))
+    let (entries, rows_cut) = catalog_for(db, tenant, &selectors).await?;
+    Ok(cut(catalog::label_names(&entries, &selectors), limit(params)?, rows_cut))
 }
 
 /// The label name of a `/api/v1/label/<name>/values` path, if it is one
@@ -104,29 +126,36 @@ pub fn label_of(path: &str) -> Option<&str> {
 /// `/api/v1/label/<name>/values`.
 pub async fn label_values(db: &D1Database, tenant: &str, label: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let selectors = catalog::selectors(&params.all("match[]"))?;
-    Ok(prom::success(serde_json::json!(catalog::label_values(&store::catalog(db, tenant).await?, &selectors, label))))
+    let (entries, rows_cut) = catalog_for(db, tenant, &selectors).await?;
+    Ok(cut(catalog::label_values(&entries, &selectors, label), limit(params)?, rows_cut))
 }
 
 /// `/api/v1/metadata`, of every metric or of `metric`.
 pub async fn metadata(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
-    Ok(prom::success(catalog::metadata(&store::catalog(db, tenant).await?, params.get("metric"))))
+    let names = params.get("metric").map(crate::query::select::catalog_names);
+    let (entries, rows_cut) = store::catalog(db, tenant, names.as_deref(), budget::MAX_CATALOG_ROWS).await?;
+    let warnings = if rows_cut { vec![prom::TRUNCATED.to_string()] } else { Vec::new() };
+    Ok(prom::success_with(catalog::metadata(&entries, params.get("metric")), &warnings))
 }
 
 /// `GET /api/v1/json/metrics`.
 pub async fn json_metrics(db: &D1Database, tenant: &str) -> Result<serde_json::Value, ApiError> {
-    Ok(json_api::metrics(&store::catalog(db, tenant).await?))
+    Ok(json_api::metrics(&store::metrics(db, tenant).await?))
 }
 
 /// `GET /api/v1/json/series?metric=…`.
 pub async fn json_series(db: &D1Database, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
-    Ok(json_api::series(&store::catalog(db, tenant).await?, params.required("metric")?))
+    let metric = params.required("metric")?;
+    let (entries, _) = store::catalog(db, tenant, Some(&[metric.to_owned()]), budget::MAX_CATALOG_ROWS).await?;
+    Ok(json_api::series(&entries, metric))
 }
 
 /// `GET /api/v1/json/percentiles?metric=…&quantiles=…&start=…&end=…&step=…&label.<name>=<value>`:
 /// by default the last hour at a one-minute step, quantiles 0.5, 0.9, 0.99.
-pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, now: f64) -> Result<Answer, ApiError> {
+pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
     let metric = params.required("metric")?;
     let quantiles = json_api::parse_quantiles(params.get("quantiles").unwrap_or("0.5,0.9,0.99"))?;
+    budget::quantiles(quantiles.len())?;
     let step = if params.get("step").is_some() { params.duration("step")? } else { 60.0 };
     let end = params.time("end", now)?;
     let start = params.time("start", end - 3600.0)?;
@@ -138,8 +167,8 @@ pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, ke
     let sel = select::Selection { name: metric.to_owned(), matchers, quantile: None, range_s: None };
     let resolution = times.resolution(&[step], kept, now);
     let from = times.start - query::window(None, step, resolution);
-    let series = store::fetch(db, tenant, &sel, resolution, from, times.end, MAX_SERIES_PER_QUERY).await?;
-    let series: Vec<_> = series.into_iter().filter(|s| s.field == select::Field::Value).collect();
+    let series = store::fetch(db, tenant, std::slice::from_ref(&sel), &[from], resolution, times.end, limits).await?;
+    let series: Vec<_> = series.into_iter().flatten().filter(|s| s.field == select::Field::Value).collect();
     Ok(Answer { body: json_api::percentiles(metric, &series, &times, &quantiles), until: Some(data_until(end, resolution)) })
 }
 

@@ -51,6 +51,36 @@ pub fn selectors(values: &[&str]) -> Result<Vec<Matchers>, ApiError> {
         .collect()
 }
 
+/// The catalog names `selectors` can select, when each names its metric
+/// with `__name__=` (else any name can match, `None`): the store then
+/// reads only those.
+pub fn names(selectors: &[Matchers]) -> Option<Vec<String>> {
+    if selectors.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for s in selectors {
+        if !s.or_matchers.is_empty() {
+            return None;
+        }
+        let name = s.matchers.iter().find(|m| m.name == "__name__" && m.op == promql_parser::label::MatchOp::Equal)?;
+        out.extend(crate::query::select::catalog_names(&name.value));
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+/// `items` cut to `limit` (Prometheus' parameter, 0 for none), and whether
+/// they were cut.
+pub fn limited<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    if limit > 0 && items.len() > limit {
+        items.truncate(limit);
+        return (items, true);
+    }
+    (items, false)
+}
+
 fn selected(selectors: &[Matchers], name: &str, labels: &[(String, String)]) -> bool {
     let value = |k: &str| -> &str {
         if k == "__name__" {
@@ -69,8 +99,8 @@ pub fn series<'a>(entries: &'a [Entry], selectors: &[Matchers]) -> Vec<Series<'a
 }
 
 /// `/api/v1/series`: label sets with `__name__`.
-pub fn series_json(entries: &[Entry], selectors: &[Matchers]) -> serde_json::Value {
-    let list: Vec<serde_json::Value> = series(entries, selectors)
+pub fn series_json(entries: &[Entry], selectors: &[Matchers]) -> Vec<serde_json::Value> {
+    series(entries, selectors)
         .into_iter()
         .map(|(name, labels)| {
             let mut m = serde_json::Map::new();
@@ -80,8 +110,7 @@ pub fn series_json(entries: &[Entry], selectors: &[Matchers]) -> serde_json::Val
             }
             serde_json::Value::Object(m)
         })
-        .collect();
-    serde_json::Value::Array(list)
+        .collect()
 }
 
 /// `/api/v1/labels`: label names of the selected series, sorted.
@@ -165,13 +194,23 @@ mod tests {
     #[test]
     fn match_selects_series_for_every_endpoint() {
         let m = selectors(&[r#"lat{service_name="web"}"#, r#"{code=~"2.."}"#]).unwrap();
-        let json = series_json(&catalog(), &m);
+        let json = serde_json::Value::Array(series_json(&catalog(), &m));
         assert_eq!(json, serde_json::json!([{"__name__":"lat","route":"/b","service_name":"web"},{"__name__":"requests","code":"200"}]));
         assert_eq!(label_names(&catalog(), &m), ["__name__", "code", "route", "service_name"]);
         assert_eq!(label_values(&catalog(), &m, "route"), ["/b"]);
         assert_eq!(label_values(&catalog(), &[], "route"), ["/a", "/b"]);
         assert!(selectors(&["rate(x[5m])"]).is_err());
         assert!(selectors(&["{"]).is_err());
+    }
+
+    #[test]
+    fn selectors_with_names_read_only_those_names() {
+        assert_eq!(names(&selectors(&["lat_count", r#"{__name__="req", code="200"}"#]).unwrap()), Some(vec!["lat".into(), "lat_count".into(), "req".into()]));
+        assert_eq!(names(&selectors(&["lat", r#"{code="200"}"#]).unwrap()), None, "one selector without a name");
+        assert_eq!(names(&[]), None);
+        assert_eq!(limited(vec![1, 2, 3], 2), (vec![1, 2], true));
+        assert_eq!(limited(vec![1, 2, 3], 0), (vec![1, 2, 3], false));
+        assert_eq!(limited(vec![1, 2, 3], 3), (vec![1, 2, 3], false));
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub enum ApiError {
     /// The query was valid but could not be evaluated.
     #[error("{0}")]
     Execution(String),
+    /// A request body larger than the given bytes.
+    #[error("request body larger than {0} bytes: send the query's parameters in fewer bytes")]
+    TooLarge(usize),
     /// No valid read key.
     #[error("missing or unknown read key: send 'Authorization: Bearer <read key>'")]
     Unauthorized,
@@ -29,6 +32,7 @@ impl ApiError {
         match self {
             ApiError::BadData(_) => 400,
             ApiError::Unauthorized => 401,
+            ApiError::TooLarge(_) => 413,
             ApiError::NotFound(_) => 404,
             ApiError::Execution(_) => 422,
             ApiError::Unavailable(_) => 503,
@@ -39,7 +43,7 @@ impl ApiError {
     /// Prometheus' `errorType`.
     pub fn error_type(&self) -> &'static str {
         match self {
-            ApiError::BadData(_) => "bad_data",
+            ApiError::BadData(_) | ApiError::TooLarge(_) => "bad_data",
             ApiError::Execution(_) => "execution",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",

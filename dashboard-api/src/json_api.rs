@@ -10,14 +10,24 @@ use crate::query::Times;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// One metric of the catalog: its exposed name, kind, unit and series.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct Metric {
+    pub name: String,
+    pub kind: String,
+    pub unit: String,
+    pub series: f64,
+}
+
 /// `GET /api/v1/json/metrics`: each metric with its kind, unit and number
-/// of series, sorted by name.
-pub fn metrics(entries: &[Entry]) -> Value {
-    let mut out: BTreeMap<&str, (&str, &str, usize)> = BTreeMap::new();
-    for e in entries {
-        out.entry(&e.name).or_insert((e.kind.as_str(), &e.unit, 0)).2 += 1;
+/// of series, sorted by name (one line per name: the kind and unit of its
+/// first row if they differ).
+pub fn metrics(rows: &[Metric]) -> Value {
+    let mut out: BTreeMap<&str, (&str, &str, f64)> = BTreeMap::new();
+    for m in rows {
+        out.entry(&m.name).or_insert((&m.kind, &m.unit, 0.0)).2 += m.series;
     }
-    json!({ "metrics": out.into_iter().map(|(name, (kind, unit, n))| json!({ "name": name, "kind": kind, "unit": unit, "series": n })).collect::<Vec<_>>() })
+    json!({ "metrics": out.into_iter().map(|(name, (kind, unit, n))| json!({ "name": name, "kind": kind, "unit": unit, "series": n as u64 })).collect::<Vec<_>>() })
 }
 
 /// `GET /api/v1/json/series?metric=…`: the metric's label sets.
@@ -78,8 +88,9 @@ mod tests {
     #[test]
     fn metrics_and_series() {
         let e = vec![entry("lat", Kind::Distribution, "/a"), entry("lat", Kind::Distribution, "/b"), entry("req", Kind::Counter, "/a")];
+        let m = |name: &str, kind: &str, series: f64| Metric { name: name.into(), kind: kind.into(), unit: "ms".into(), series };
         assert_eq!(
-            metrics(&e),
+            metrics(&[m("lat", "distribution", 2.0), m("req", "counter", 1.0)]),
             json!({"metrics":[{"name":"lat","kind":"distribution","unit":"ms","series":2},{"name":"req","kind":"counter","unit":"ms","series":1}]})
         );
         assert_eq!(series(&e, "lat")["series"], json!([{"route":"/a"},{"route":"/b"}]));

@@ -6,6 +6,7 @@
 //! responses. Query logic is in [`query`], the endpoints in [`api`].
 
 pub mod api;
+pub mod budget;
 pub mod cache;
 pub mod catalog;
 pub mod config;
@@ -91,20 +92,22 @@ async fn route(
     env: &Env,
     now: f64,
 ) -> Result<api::Answer, ApiError> {
-    let kept = config::Kept::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
+    let vars = |name: &str| env.var(name).ok().map(|v| v.to_string());
+    let kept = config::Kept::from_vars(vars)?;
+    let limits = budget::Limits::from_vars(vars)?;
     if let (Method::Get, Some(label)) = (&method, api::label_of(path)) {
         return api::label_values(db, tenant, label, params).await.map(Into::into);
     }
     match (method, path) {
-        (Method::Get | Method::Post, "/api/v1/query") => api::query(db, tenant, params, &kept, now).await,
-        (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(db, tenant, params, &kept, now).await,
+        (Method::Get | Method::Post, "/api/v1/query") => api::query(db, tenant, params, &kept, &limits, now).await,
+        (Method::Get | Method::Post, "/api/v1/query_range") => api::query_range(db, tenant, params, &kept, &limits, now).await,
         (Method::Get | Method::Post, "/api/v1/series") => api::series(db, tenant, params).await.map(Into::into),
         (Method::Get | Method::Post, "/api/v1/labels") => api::labels(db, tenant, params).await.map(Into::into),
         (Method::Get, "/api/v1/metadata") => api::metadata(db, tenant, params).await.map(Into::into),
         (Method::Get, "/api/v1/status/buildinfo") => Ok(api::buildinfo().into()),
         (Method::Get, "/api/v1/json/metrics") => api::json_metrics(db, tenant).await.map(Into::into),
         (Method::Get, "/api/v1/json/series") => api::json_series(db, tenant, params).await.map(Into::into),
-        (Method::Get, "/api/v1/json/percentiles") => api::json_percentiles(db, tenant, params, &kept, now).await,
+        (Method::Get, "/api/v1/json/percentiles") => api::json_percentiles(db, tenant, params, &kept, &limits, now).await,
         _ => Err(ApiError::NotFound(path.to_owned())),
     }
 }
@@ -143,10 +146,32 @@ fn tenant(req: &Request, env: &Env) -> Result<String, ApiError> {
 
 async fn params(req: &mut Request) -> Result<params::Params, ApiError> {
     let url = req.url().map_err(|e| ApiError::BadData(e.to_string()))?;
-    let form = if req.method() == Method::Post {
-        Some(req.bytes().await.map_err(|e| ApiError::BadData(format!("unreadable body: {e}")))?)
-    } else {
-        None
-    };
+    let form = if req.method() == Method::Post { Some(body(req).await?) } else { None };
     Ok(params::Params::parse(url.query(), form.as_deref()))
+}
+
+/// A POST body, read up to [`budget::MAX_BODY_BYTES`]: a declared length
+/// beyond it is refused before reading, and reading stops (cancelling the
+/// upload) as soon as the bytes pass it.
+async fn body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let too_large = || ApiError::TooLarge(budget::MAX_BODY_BYTES);
+    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > budget::MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut stream = match req.stream() {
+        Ok(s) => s,
+        // No body at all: no parameters in it.
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadData(format!("unreadable body: {e}")))?;
+        if out.len() + chunk.len() > budget::MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }

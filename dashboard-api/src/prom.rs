@@ -9,6 +9,18 @@ pub fn success(data: serde_json::Value) -> serde_json::Value {
     json!({ "status": "success", "data": data })
 }
 
+/// [`success`] with Prometheus' `warnings`, when there are any.
+pub fn success_with(data: serde_json::Value, warnings: &[String]) -> serde_json::Value {
+    let mut body = success(data);
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
+    }
+    body
+}
+
+/// The warning of an answer cut short, as Prometheus words it.
+pub const TRUNCATED: &str = "results truncated due to limit";
+
 /// The `data` of an instant query.
 pub fn instant(value: &Value, t: f64) -> serde_json::Value {
     match value {

@@ -1,10 +1,10 @@
 //! dashboard-api's D1 reads. Every query is scoped to the tenant of the read
 //! key; every value is a bound parameter.
 
+use crate::budget;
 use crate::catalog::Entry;
 use crate::error::ApiError;
 use crate::query::select::Selection;
-use crate::query::select::Field;
 use crate::query::series::{labels_from_json, SeriesData};
 use proto::aggregate::{Aggregate, Row};
 use proto::point::Kind;
@@ -43,56 +43,111 @@ where
     }
 }
 
-/// The tenant's series selected by `sel` (at most `max_series`, else an
-/// error), with their aggregates at `resolution` whose buckets start in
-/// [from_s, to_s).
-pub async fn fetch(
+/// Catalog rows read per statement: a row's labels can be 74 KB.
+const CATALOG_PAGE: usize = 200;
+
+/// The tenant's catalog rows of the exposed `names` (all names if `None`),
+/// page by page in id order, each handed to `row` until it returns
+/// `false` or `max_rows` have been read; returns whether rows were left.
+async fn catalog_rows(
     db: &D1Database,
     tenant: &str,
-    sel: &Selection,
-    resolution: i64,
-    from_s: f64,
-    to_s: f64,
-    max_series: usize,
-) -> Result<Vec<SeriesData>, ApiError> {
+    names: Option<&[String]>,
+    max_rows: usize,
+    mut row: impl FnMut(i64, String, &str, Kind, String) -> Result<bool, ApiError>,
+) -> Result<bool, ApiError> {
     #[derive(Deserialize)]
     struct SeriesRow {
         id: f64,
         prom_name: String,
         labels: String,
         kind: String,
+        unit: String,
     }
-    let names = sel.names();
-    let sql = format!(
-        "SELECT id, prom_name, labels, kind FROM series WHERE tenant = ?1 AND prom_name IN ({})",
-        (2..names.len() + 2).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
-    );
-    let mut params: Vec<JsValue> = vec![tenant.into()];
-    params.extend(names.iter().map(|n| JsValue::from(n.as_str())));
-    let rows = read(|| async { db.prepare(&sql).bind(&params)?.all().await?.results::<SeriesRow>() }).await?;
-    let mut series: Vec<(i64, SeriesData)> = rows
-        .into_iter()
-        .filter_map(|r| {
-            let labels = labels_from_json(&r.labels);
-            let kind = Kind::parse(&r.kind)?;
-            let field = sel.field_of(&r.prom_name);
-            // Only a distribution's or gauge's samples have a count and sum.
-            let fits = field == Field::Value || kind != Kind::Counter;
-            (fits && sel.matches(&labels))
-                .then(|| (r.id as i64, SeriesData { prom_name: sel.name.clone(), labels, kind, field, buckets: Vec::new() }))
-        })
-        .collect();
-    if series.len() > max_series {
-        return Err(ApiError::Execution(format!(
-            "the query selects more than {} series; narrow {} with label matchers",
-            crate::api::MAX_SERIES_PER_QUERY,
-            sel.name
-        )));
+    let mut after = -1.0;
+    let mut read_rows = 0;
+    loop {
+        let mut params: Vec<JsValue> = vec![tenant.into(), JsValue::from_f64(after), JsValue::from_f64(CATALOG_PAGE as f64)];
+        let filter = match names {
+            None => String::new(),
+            Some(names) => {
+                params.extend(names.iter().map(|n| JsValue::from(n.as_str())));
+                format!(" AND prom_name IN ({})", (4..names.len() + 4).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", "))
+            }
+        };
+        let sql = format!(
+            "SELECT id, prom_name, labels, kind, unit FROM series WHERE tenant = ?1 AND id > ?2{filter} ORDER BY id LIMIT ?3"
+        );
+        let rows = read(|| async { db.prepare(&sql).bind(&params)?.all().await?.results::<SeriesRow>() }).await?;
+        let full = rows.len() == CATALOG_PAGE;
+        for r in rows {
+            after = r.id;
+            read_rows += 1;
+            let Some(kind) = Kind::parse(&r.kind) else { continue };
+            if !row(r.id as i64, r.prom_name, &r.labels, kind, r.unit)? {
+                return Ok(true);
+            }
+            if read_rows >= max_rows {
+                return Ok(full);
+            }
+        }
+        if !full {
+            return Ok(false);
+        }
     }
-    if series.is_empty() {
-        return Ok(Vec::new());
-    }
+}
 
+/// The tenant's series each of `selections` selects, with their aggregates
+/// at `resolution` whose buckets start in [`from[i]`, `to_s`). All
+/// selections share one catalog scan and one batch of aggregate reads, and
+/// every budget ([`budget`]) is checked before what it bounds is read.
+pub async fn fetch(
+    db: &D1Database,
+    tenant: &str,
+    selections: &[Selection],
+    from: &[f64],
+    resolution: i64,
+    to_s: f64,
+    limits: &budget::Limits,
+) -> Result<Vec<Vec<SeriesData>>, ApiError> {
+    let mut names: Vec<String> = selections.iter().flat_map(Selection::names).collect();
+    names.sort();
+    names.dedup();
+    let mut out: Vec<Vec<(i64, SeriesData)>> = selections.iter().map(|_| Vec::new()).collect();
+    if names.is_empty() {
+        return Ok(out.into_iter().map(|_| Vec::new()).collect());
+    }
+    let (mut found, mut scanned) = (0, 0);
+    // Bound parameters: the tenant, the cursor, the page size, the names.
+    for names in names.chunks(MAX_PARAMS - 3) {
+        catalog_rows(db, tenant, Some(names), usize::MAX, |id, prom_name, labels, kind, _| {
+            scanned += 1;
+            let labels = labels_from_json(labels);
+            for (i, sel) in selections.iter().enumerate() {
+                if let Some(s) = sel.series_of(&prom_name, &labels, kind) {
+                    out[i].push((id, s));
+                    found += 1;
+                }
+            }
+            budget::series(found, scanned)?;
+            Ok(true)
+        })
+        .await?;
+    }
+    let reads: Vec<(usize, u64)> = out.iter().zip(from).map(|(series, &f)| (series.len(), budget::buckets(f, to_s, resolution))).collect();
+    budget::reads(&reads, limits)?;
+
+    // Each series once, from the earliest start any selection needs.
+    let mut earliest: HashMap<i64, f64> = HashMap::new();
+    for (series, &f) in out.iter().zip(from) {
+        for (id, _) in series {
+            let e = earliest.entry(*id).or_insert(f);
+            *e = e.min(f);
+        }
+    }
+    if earliest.is_empty() {
+        return Ok(out.into_iter().map(|_| Vec::new()).collect());
+    }
     #[derive(Deserialize)]
     struct AggRow {
         series_id: f64,
@@ -100,8 +155,11 @@ pub async fn fetch(
         #[serde(flatten)]
         row: Row,
     }
+    let mut ids: Vec<(i64, f64)> = earliest.into_iter().collect();
+    ids.sort_by_key(|(id, _)| *id);
     let mut queries = Vec::new();
-    for chunk in series.chunks(MAX_PARAMS - 3) {
+    for chunk in ids.chunks(MAX_PARAMS - 3) {
+        let start = chunk.iter().map(|(_, f)| *f).fold(f64::INFINITY, f64::min);
         let sql = format!(
             "SELECT series_id, bucket_start, count, sum, min, max, last, last_time_ms, samples FROM aggregates \
              WHERE resolution = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 AND series_id IN ({}) \
@@ -109,7 +167,7 @@ pub async fn fetch(
             vec!["?"; chunk.len()].join(", ")
         );
         let mut params: Vec<JsValue> =
-            vec![JsValue::from_f64(resolution as f64), JsValue::from_f64(from_s.floor()), JsValue::from_f64(to_s.ceil())];
+            vec![JsValue::from_f64(resolution as f64), JsValue::from_f64(start.floor()), JsValue::from_f64(to_s.ceil())];
         params.extend(chunk.iter().map(|(id, _)| JsValue::from_f64(*id as f64)));
         queries.push((sql, params));
     }
@@ -118,33 +176,59 @@ pub async fn fetch(
         db.batch(statements).await?.iter().map(|r| r.results::<AggRow>()).collect::<worker::Result<Vec<_>>>()
     })
     .await?;
-    let index: HashMap<i64, usize> = series.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+    // Where each series sits in each selection's list.
+    let mut places: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
+    for (i, series) in out.iter().enumerate() {
+        for (j, (id, _)) in series.iter().enumerate() {
+            places.entry(*id).or_default().push((i, j));
+        }
+    }
     for rows in results {
         for r in rows {
+            let Some(at) = places.get(&(r.series_id as i64)) else { continue };
             let agg = Aggregate::from_row(&r.row).map_err(|e| ApiError::Execution(e.to_string()))?;
-            if let Some(&i) = index.get(&(r.series_id as i64)) {
-                series[i].1.buckets.push((r.bucket_start as i64, agg));
+            for &(i, j) in at {
+                if r.bucket_start >= from[i].floor() {
+                    out[i][j].1.buckets.push((r.bucket_start as i64, agg.clone()));
+                }
             }
         }
     }
-    Ok(series.into_iter().map(|(_, s)| s).collect())
+    Ok(out.into_iter().map(|series| series.into_iter().map(|(_, s)| s).collect()).collect())
 }
 
-/// The tenant's whole series catalog, in the exposed spelling.
-pub async fn catalog(db: &D1Database, tenant: &str) -> Result<Vec<Entry>, ApiError> {
-    #[derive(Deserialize)]
-    struct CatalogRow {
-        prom_name: String,
-        labels: String,
-        kind: String,
-        unit: String,
+/// The tenant's catalog in the exposed spelling: of the exposed `names`
+/// if given, at most `max_rows` rows, sorted by name and labels; and
+/// whether rows were left out.
+pub async fn catalog(db: &D1Database, tenant: &str, names: Option<&[String]>, max_rows: usize) -> Result<(Vec<Entry>, bool), ApiError> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut cut = false;
+    let chunks: Vec<Option<&[String]>> = match names {
+        None => vec![None],
+        Some(names) => names.chunks(MAX_PARAMS - 3).map(Some).collect(),
+    };
+    for chunk in chunks {
+        let left = max_rows.saturating_sub(entries.len());
+        if left == 0 {
+            cut = true;
+            break;
+        }
+        cut |= catalog_rows(db, tenant, chunk, left, |_, name, labels, kind, unit| {
+            entries.push(Entry { name, labels: labels_from_json(labels), kind, unit });
+            Ok(true)
+        })
+        .await?;
     }
-    let sql = "SELECT prom_name, labels, kind, unit FROM series WHERE tenant = ?1 ORDER BY prom_name, labels";
-    let rows = read(|| async { db.prepare(sql).bind(&[tenant.into()])?.all().await?.results::<CatalogRow>() }).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| Some(Entry { name: r.prom_name, labels: labels_from_json(&r.labels), kind: Kind::parse(&r.kind)?, unit: r.unit }))
-        .collect())
+    entries.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    Ok((entries, cut))
+}
+
+/// The tenant's metrics with their series counts, counted by D1 (at most
+/// 10,000 names).
+pub async fn metrics(db: &D1Database, tenant: &str) -> Result<Vec<crate::json_api::Metric>, ApiError> {
+    let sql = "SELECT prom_name AS name, kind, unit, COUNT(*) AS series FROM series WHERE tenant = ?1 \
+               GROUP BY prom_name, kind, unit ORDER BY prom_name LIMIT 10000";
+    read(|| async { db.prepare(sql).bind(&[tenant.into()])?.all().await?.results::<crate::json_api::Metric>() }).await
 }
 
 /// The tenant's cache generation (0 before the rollup first sets it); see

@@ -25,6 +25,18 @@ pub struct Selection {
     pub range_s: Option<f64>,
 }
 
+/// Catalog names that can serve an exposed name: its own, and for `x_count`
+/// and `x_sum` the series `x` (whose samples' count and sum they are).
+pub fn catalog_names(name: &str) -> Vec<String> {
+    let mut names = vec![name.to_owned()];
+    for suffix in ["_count", "_sum"] {
+        if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
+            names.push(base.to_owned());
+        }
+    }
+    names
+}
+
 /// Which number of a stored series a selection reads: the series itself,
 /// or the count or sum of a distribution's (or gauge's) samples exposed as
 /// `<name>_count` and `<name>_sum`, which behave as counters.
@@ -36,16 +48,9 @@ pub enum Field {
 }
 
 impl Selection {
-    /// Catalog names that can serve the selection: its own, and for
-    /// `x_count` and `x_sum` the series `x`.
+    /// Catalog names that can serve the selection (see [`catalog_names`]).
     pub fn names(&self) -> Vec<String> {
-        let mut names = vec![self.name.clone()];
-        for suffix in ["_count", "_sum"] {
-            if let Some(base) = self.name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
-                names.push(base.to_owned());
-            }
-        }
-        names
+        catalog_names(&self.name)
     }
 
     /// What the selection reads of a series found under `prom_name`.
@@ -65,6 +70,26 @@ impl Selection {
         self.matchers.iter().all(|m| {
             let value = labels.iter().find(|(k, _)| *k == m.name).map_or("", |(_, v)| v.as_str());
             m.is_match(value)
+        })
+    }
+}
+
+impl Selection {
+    /// The series a catalog row is for this selection, if it selects it:
+    /// by name, field (only a distribution's or gauge's samples have a
+    /// count and sum) and label matchers. Its buckets are read afterwards.
+    pub fn series_of(&self, prom_name: &str, labels: &[(String, String)], kind: proto::point::Kind) -> Option<super::series::SeriesData> {
+        if !self.names().iter().any(|n| n == prom_name) {
+            return None;
+        }
+        let field = self.field_of(prom_name);
+        let fits = field == Field::Value || kind != proto::point::Kind::Counter;
+        (fits && self.matches(labels)).then(|| super::series::SeriesData {
+            prom_name: self.name.clone(),
+            labels: labels.to_vec(),
+            kind,
+            field,
+            buckets: Vec::new(),
         })
     }
 }
