@@ -28,6 +28,11 @@ use crate::otlp::metrics::{
 };
 use crate::point::{Counter, Distribution, Label, Point, Value};
 
+/// Longest metric name, in bytes: the OpenTelemetry API's limit for
+/// instrument names (255 characters, ASCII). Every point carries its name,
+/// and the catalog keys on it.
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// Normalizes a metrics export. `now_unix_nano` stands in for a data point's
 /// missing (zero) timestamp. Takes the request by value so that attribute
 /// strings move into labels instead of being copied.
@@ -69,6 +74,11 @@ impl Ctx<'_> {
         let name = self.name;
         if name.is_empty() {
             out.reject(count_points(data.as_ref()).max(1), || "metric without a name".into());
+            return;
+        }
+        if name.len() > MAX_NAME_BYTES {
+            let shown: String = name.chars().take(32).collect();
+            out.reject(count_points(data.as_ref()).max(1), || format!("metric {shown}…: name longer than {MAX_NAME_BYTES} bytes"));
             return;
         }
         match data {

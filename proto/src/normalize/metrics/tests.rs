@@ -57,6 +57,17 @@ fn non_finite_and_valueless_points_are_rejected_one_by_one() {
 }
 
 #[test]
+fn names_longer_than_the_api_allows_are_rejected() {
+    let long = "n".repeat(super::MAX_NAME_BYTES + 1);
+    let ok = "n".repeat(super::MAX_NAME_BYTES);
+    let n = run(&format!(r#"{{"name":"{long}","gauge":{{"dataPoints":[{{"asDouble":1}},{{"asDouble":2}}]}}}},
+                           {{"name":"{ok}","gauge":{{"dataPoints":[{{"asDouble":3}}]}}}}"#));
+    assert_eq!((n.points().len(), n.rejected), (1, 2));
+    assert!(n.error_message().contains("name longer than 255 bytes"), "{}", n.error_message());
+    assert!(n.error_message().len() < 200, "the message does not repeat the name: {}", n.error_message());
+}
+
+#[test]
 fn delta_sum_is_a_counter() {
     let n = run(r#"{"name":"req","sum":{"aggregationTemporality":1,"isMonotonic":true,
         "dataPoints":[{"asInt":"5"},{"asInt":"-1"}]}}"#);
