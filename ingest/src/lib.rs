@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod batches;
 pub mod body;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod export;
 
@@ -21,6 +22,8 @@ use worker::{event, js_sys, Context, Env, MessageBatch, MessageExt, QueueContent
 const RAW_POINTS: &str = "RAW_POINTS";
 const ARCHIVE_QUEUE: &str = "ARCHIVE_QUEUE";
 const ARCHIVES: &str = "ARCHIVES";
+/// The dead-letter queue's name, as in `wrangler.toml`.
+const DEAD_LETTER_QUEUE: &str = "telemetry-archive-dlq";
 
 /// Takes the runtime's `Request` as it is: converting it into a
 /// `worker::Request` reads `request.cf` on every request, which costs more
@@ -87,7 +90,10 @@ async fn export(
     // Analytics Engine points written, so a failed send that the client
     // retries is not counted twice there either.
     let queue = env.queue(ARCHIVE_QUEUE).map_err(internal)?;
-    for message in &accepted.messages {
+    let faults = env.var(consumer::TEST_FAULTS).ok().map(|v| v.to_string());
+    let fault = consumer::dead_letter_fault(faults.as_deref(), header(consumer::FAULT_HEADER).as_deref());
+    let poison = fault.then_some(consumer::UNREADABLE.to_vec());
+    for message in accepted.messages.iter().chain(poison.iter()) {
         let bytes = js_sys::Uint8Array::from(message.as_slice());
         let send = RawMessageBuilder::new(bytes.into()).build_with_content_type(QueueContentType::V8);
         queue.send_raw(send).await.map_err(|e| IngestError::Unavailable(format!("queue: {e}")))?;
@@ -134,6 +140,10 @@ fn respond(status: u16, encoding: body::Encoding, bytes: Vec<u8>, headers: &[(&s
 /// that keep failing go to the dead-letter queue.
 #[event(queue)]
 async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _ctx: Context) -> worker::Result<()> {
+    if batch.queue() == DEAD_LETTER_QUEUE {
+        park_dead_letters(&batch, &env).await;
+        return Ok(());
+    }
     let mut archive = Vec::new();
     let mut ids = Vec::new();
     let mut good = Vec::new();
@@ -145,11 +155,20 @@ async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _
                 let start = archive.len();
                 archive.resize(start + bytes.length() as usize, 0);
                 bytes.copy_to(&mut archive[start..]);
-                if !proto::archive::is_member(&archive[start..]) {
+                match consumer::classify(&archive[start..]) {
+                    consumer::Delivered::Member => {}
                     // A bare encoded Batch, as ingest queued before archive
                     // format 2 (messages in flight across a deploy).
-                    let bare = archive.split_off(start);
-                    archive.extend(proto::archive::encode(&[&bare]));
+                    consumer::Delivered::Bare => {
+                        let bare = archive.split_off(start);
+                        archive.extend(proto::archive::encode(&[&bare]));
+                    }
+                    consumer::Delivered::Unreadable => {
+                        archive.truncate(start);
+                        worker::console_error!("queue message {} is not an archive member; retrying towards the dead-letter queue", message.id());
+                        message.retry();
+                        continue;
+                    }
                 }
                 ids.push(message.id());
                 good.push(message);
@@ -176,6 +195,34 @@ async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _
         }
     }
     Ok(())
+}
+
+/// The dead-letter consumer: parks each message under `dead-letter/` in R2
+/// (see [`consumer`]) and acknowledges it; one it cannot write is retried.
+async fn park_dead_letters(batch: &MessageBatch<worker::wasm_bindgen::JsValue>, env: &Env) {
+    let bucket = match env.bucket(ARCHIVES) {
+        Ok(b) => b,
+        Err(e) => {
+            worker::console_error!("dead letters: no R2 binding: {e}");
+            batch.retry_all();
+            return;
+        }
+    };
+    for message in batch.raw_iter() {
+        let bytes = match message.body().dyn_into::<js_sys::Uint8Array>() {
+            Ok(b) => b.to_vec(),
+            // Whatever it is, keep its text form.
+            Err(other) => format!("{other:?}").into_bytes(),
+        };
+        let key = consumer::dead_letter_key(worker::Date::now().as_millis(), &message.id());
+        match bucket.put(&key, bytes).execute().await {
+            Ok(_) => message.ack(),
+            Err(e) => {
+                worker::console_error!("parking dead letter {key} failed: {e}");
+                message.retry();
+            }
+        }
+    }
 }
 
 use worker::wasm_bindgen::JsCast;

@@ -43,6 +43,10 @@ pub const FORMAT_VERSION: u32 = 3;
 /// Where archives live in the bucket.
 pub const KEY_PREFIX: &str = "archives/";
 
+/// Where ingest's dead-letter consumer parks queue messages that could not
+/// be archived, in the same bucket; the rollup's `/status` counts them.
+pub const DEAD_LETTER_PREFIX: &str = "dead-letter/";
+
 /// Archives are our own files, but a reader still refuses to inflate one
 /// without bound.
 const MAX_INFLATED: u64 = 256 << 20;

@@ -12,10 +12,6 @@ use worker::Env;
 /// The secret that opens `/status`.
 pub const STATUS_KEY: &str = "STATUS_KEY";
 
-/// Where the ingest Worker's dead-letter consumer puts queue messages that
-/// could not be archived.
-pub const DEAD_LETTER_PREFIX: &str = "dead-letter/";
-
 /// Failed archives `/status` lists at most.
 const LISTED_FAILURES: u32 = 20;
 
@@ -51,7 +47,7 @@ pub async fn body(env: &Env) -> Result<serde_json::Value, RollupError> {
     let bucket = env.bucket(ARCHIVES).during("R2 binding")?;
     let last: Option<serde_json::Value> = store::state(&db, "last_run").await?.and_then(|s| serde_json::from_str(&s).ok());
     let (failures, quarantined) = store::failures(&db, LISTED_FAILURES).await?;
-    let letters = bucket.list().prefix(DEAD_LETTER_PREFIX).limit(1000).execute().await.during("listing dead letters")?;
+    let letters = bucket.list().prefix(proto::archive::DEAD_LETTER_PREFIX).limit(1000).execute().await.during("listing dead letters")?;
     let keys: Vec<String> = letters.objects().iter().map(|o| o.key()).collect();
     Ok(serde_json::json!({
         "last_run": last,

@@ -61,6 +61,8 @@ pub fn run(only: Option<&str>) -> Result<()> {
         ingest_keys: format!(r#"{{"{DEV_INGEST_KEY}":"{DEV_TENANT}","{OTHER_INGEST_KEY}":"{OTHER_TENANT}"}}"#),
         read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}","{OTHER_READ_KEY}":"{OTHER_TENANT}"}}"#),
         vars: vec![
+            // Lets a test queue an unreadable message (ingest/src/consumer.rs).
+            ("ingest", "TEST_FAULTS".into(), "dead-letter".into()),
             ("rollup", "MAX_SERIES_PER_METRIC".into(), MAX_SERIES_PER_METRIC.to_string()),
             ("rollup", "MAX_POINTS_PER_RUN".into(), MAX_POINTS_PER_RUN.to_string()),
             ("rollup", "MAX_DELETES_PER_RUN".into(), MAX_DELETES_PER_RUN.to_string()),
