@@ -5,6 +5,9 @@ pub enum RollupError {
     /// A binding (D1, R2) call failed.
     #[error("{what}: {source}")]
     Binding { what: &'static str, source: worker::Error },
+    /// R2 could not give an archive's bytes.
+    #[error("reading archive {key}: {source}")]
+    Read { key: String, source: worker::Error },
     /// An archive could not be read; it is left for the next run.
     #[error("archive {key}: {source}")]
     Archive { key: String, source: proto::archive::ArchiveError },
@@ -33,12 +36,27 @@ impl<T> Context<T> for worker::Result<T> {
     }
 }
 
+/// What a failure says about the archive it happened on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blame {
+    /// Its content: it does not read.
+    Archive,
+    /// D1 failed while applying it: the archive's data, or D1 itself. Only a
+    /// run that applied other archives tells the two apart.
+    Store,
+    /// Nothing: R2 could not give it, another run wrote first, or the
+    /// Worker is misconfigured.
+    None,
+}
+
 impl RollupError {
-    /// Whether the failure may lie in the archive itself, so that an
-    /// archive failing this way run after run is set aside
-    /// ([`crate::quarantine`]). A binding that fails, a concurrent writer
-    /// or a misconfiguration says nothing about the archive.
-    pub fn may_be_the_archive(&self) -> bool {
-        matches!(self, RollupError::Archive { .. } | RollupError::Aggregate(_) | RollupError::Apply { .. })
+    /// What the failure says about the archive, which decides whether one
+    /// failing this way run after run is set aside ([`crate::quarantine`]).
+    pub fn blame(&self) -> Blame {
+        match self {
+            RollupError::Archive { .. } => Blame::Archive,
+            RollupError::Aggregate(_) | RollupError::Apply { .. } | RollupError::Binding { .. } => Blame::Store,
+            RollupError::Read { .. } | RollupError::Conflict { .. } | RollupError::Config(_) => Blame::None,
+        }
     }
 }

@@ -4,16 +4,16 @@
 //! listing every run, forever; once 10 pages of later archives piled up
 //! behind it nothing new was listed, and other tenants' batches in it were
 //! lost with it. Now an archive that fails the same way on
-//! [`AFTER_RUNS`] consecutive runs (with an error that may lie in the
-//! archive: it does not decode, or D1 refuses its transaction, not a
-//! binding that fails) is moved under [`PREFIX`] in the same bucket,
+//! [`AFTER_RUNS`] consecutive runs (with an error that lies in the archive:
+//! it does not decode, or D1 fails on it while applying other archives in
+//! the same run; see [`counts`]) is moved under [`PREFIX`] in the same bucket,
 //! recorded as processed so that the cursor moves past it, and listed in
 //! `/status` with its error. Chunks of it that were applied before stay
 //! applied; an operator who fixes the cause can put the file back under
 //! `archives/` (a new key), and the rollup applies what is left, skipping
 //! the batches it recorded.
 
-use crate::error::{Context, RollupError};
+use crate::error::{Blame, Context, RollupError};
 use crate::store;
 use serde::Serialize;
 use worker::{Bucket, D1Database};
@@ -30,6 +30,20 @@ pub struct Quarantined {
     pub key: String,
     pub moved_to: String,
     pub error: String,
+}
+
+/// Whether a failure of this blame counts towards setting its archive
+/// aside, in a run that applied `applied` other archives. One that does not
+/// read always counts. One where D1 failed counts only if D1 applied other
+/// archives in the same run: then the archive's data is the likely cause,
+/// not D1 (an overloaded or failing D1 fails them all, and then nothing is
+/// set aside).
+pub fn counts(blame: Blame, applied: u64) -> bool {
+    match blame {
+        Blame::Archive => true,
+        Blame::Store => applied > 0,
+        Blame::None => false,
+    }
 }
 
 /// The quarantine key of an archive key: `archives/x` → `quarantine/x`.
@@ -65,6 +79,14 @@ pub async fn after_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_failures_that_point_at_the_archive_count() {
+        assert!(counts(Blame::Archive, 0));
+        assert!(!counts(Blame::Store, 0), "D1 failing on everything says nothing about the archive");
+        assert!(counts(Blame::Store, 1));
+        assert!(!counts(Blame::None, 5));
+    }
 
     #[test]
     fn quarantine_keys_keep_the_archive_name() {

@@ -102,6 +102,7 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
         }
         report.listed = keys.len();
 
+        let mut failed = Vec::new();
         for key in &todo {
             let elapsed_ms = worker::Date::now().as_millis().saturating_sub(now_ms);
             if let Some(limit) = config.budget.exhausted(report.archives, report.points, elapsed_ms) {
@@ -118,19 +119,24 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
                     break;
                 }
                 Err(e) => {
-                    let error = e.to_string();
-                    report.errors.push(error.clone());
-                    if e.may_be_the_archive() {
-                        match quarantine::after_failure(&db, &bucket, key, &error, worker::Date::now().as_millis()).await {
-                            Ok(Some(q)) => {
-                                processed.insert(key.clone());
-                                report.quarantined.push(q);
-                            }
-                            Ok(None) => {}
-                            Err(e) => report.errors.push(format!("setting {key} aside: {e}")),
-                        }
-                    }
+                    report.errors.push(e.to_string());
+                    failed.push((key.clone(), e));
                 }
+            }
+        }
+        // A failure counts towards setting the archive aside if it lies in
+        // the archive, or if D1 failed on it while applying others.
+        for (key, e) in failed {
+            if !quarantine::counts(e.blame(), report.archives) {
+                continue;
+            }
+            match quarantine::after_failure(&db, &bucket, &key, &e.to_string(), worker::Date::now().as_millis()).await {
+                Ok(Some(q)) => {
+                    processed.insert(key);
+                    report.quarantined.push(q);
+                }
+                Ok(None) => {}
+                Err(e) => report.errors.push(format!("setting {key} aside: {e}")),
             }
         }
 
@@ -194,7 +200,8 @@ async fn apply_archive(
     cutoffs: &Cutoffs,
     report: &mut Report,
 ) -> Result<Applied, RollupError> {
-    let object = bucket.get(key).execute().await.during("reading an archive")?;
+    let read = |source| RollupError::Read { key: key.to_owned(), source };
+    let object = bucket.get(key).execute().await.map_err(read)?;
     // Listed a moment ago, so it exists unless deleted by hand since.
     let Some(object) = object else {
         return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive vanished".into() });
@@ -205,7 +212,7 @@ async fn apply_archive(
     let Some(body) = object.body() else {
         return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive has no body".into() });
     };
-    let bytes = body.bytes().await.during("reading an archive")?;
+    let bytes = body.bytes().await.map_err(read)?;
     let mut points = 0;
     for chunk in chunk::Chunks::new(&bytes) {
         let mut chunk = chunk.map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
