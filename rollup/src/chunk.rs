@@ -17,9 +17,14 @@ use proto::archive::{ArchiveError, Reader};
 use proto::point::{Batch, Value};
 use std::iter::Peekable;
 
-/// Points plus distribution samples one chunk holds at most: a decoded
-/// point takes a few hundred bytes. `tests/memory.rs` measures the bound.
-pub const MAX_CHUNK_WEIGHT: u64 = 50_000;
+/// Points one chunk holds at most (a sample of a distribution weighs a
+/// sixteenth of a point): a decoded point takes a few hundred bytes, a
+/// sample 16. A delivery of 100 fixture requests is one chunk.
+/// `tests/memory.rs` measures the bound.
+pub const MAX_CHUNK_WEIGHT: u64 = 100_000;
+
+/// Samples of a distribution that weigh as much as a point.
+const SAMPLES_PER_POINT: u64 = 16;
 
 /// Buckets (distinct series and minute, hour or day) one transaction
 /// writes at most, give or take one batch's: each aggregate, its histogram
@@ -29,17 +34,19 @@ pub const MAX_PART_BUCKETS: usize = 20_000;
 
 /// Encoded batch bytes one chunk holds at most (each batch at most
 /// [`proto::archive::MAX_BATCH_BYTES`]).
-pub const MAX_CHUNK_BYTES: usize = 4 << 20;
+pub const MAX_CHUNK_BYTES: usize = 16 << 20;
 
 /// What a batch weighs against [`MAX_CHUNK_WEIGHT`].
 pub fn weight(b: &Batch) -> u64 {
-    b.points
+    let samples: u64 = b
+        .points
         .iter()
-        .map(|p| 1 + match &p.value {
+        .map(|p| match &p.value {
             Some(Value::Distribution(d)) => d.values.len() as u64,
             _ => 0,
         })
-        .sum()
+        .sum();
+    b.points.len() as u64 + samples / SAMPLES_PER_POINT
 }
 
 /// One transaction's share of a chunk: consecutive batches, keyed.
@@ -144,10 +151,12 @@ mod tests {
         let small: Vec<Vec<u8>> = (0..3).map(|i| batch(i, 10, 0)).collect();
         let archive = proto::archive::encode(&small.iter().map(Vec::as_slice).collect::<Vec<_>>());
         assert_eq!(ids(Chunks::new(&archive)), [(vec!["b0".to_string(), "b1".into(), "b2".into()], true)]);
-        // Batches of 20,000 samples each: a chunk of three, then one.
-        let heavy: Vec<Vec<u8>> = (0..4).map(|i| batch(i, 1, 20_000)).collect();
+        // Batches of 2,000 points of 10 samples weigh 3,250: a chunk of
+        // 31 (100,750), then one.
+        let heavy: Vec<Vec<u8>> = (0..32).map(|i| batch(i, 2_000, 10)).collect();
         let archive = proto::archive::encode(&heavy.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        assert_eq!(ids(Chunks::new(&archive)), [(vec!["b0".to_string(), "b1".into(), "b2".into()], false), (vec!["b3".to_string()], true)]);
+        let first: Vec<String> = (0..31).map(|i| format!("b{i}")).collect();
+        assert_eq!(ids(Chunks::new(&archive)), [(first, false), (vec!["b31".to_string()], true)]);
         // An empty archive is one empty, last chunk.
         let empty = proto::archive::encode(&[]);
         assert_eq!(ids(Chunks::new(&empty)), [(Vec::<String>::new(), true)]);
