@@ -53,6 +53,18 @@ pub struct Report {
     /// `ok`, `errors` (some archives failed and will be retried) or
     /// `skipped` (another run held the lease).
     pub outcome: &'static str,
+    /// The isolate's wasm memory when the run ended, in bytes. Wasm memory
+    /// only grows, so this is the most any run of this isolate has needed;
+    /// a Worker has 128 MB, code included.
+    pub wasm_memory_bytes: u64,
+}
+
+/// The current size of this module's wasm memory (0 natively).
+fn wasm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) as u64 * 65_536;
+    #[cfg(not(target_arch = "wasm32"))]
+    return 0;
 }
 
 pub async fn run(env: &Env) -> Result<Report, RollupError> {
@@ -147,6 +159,7 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
             Err(e) => report.errors.push(format!("retention: {e}")),
         }
         report.finished_ms = worker::Date::now().as_millis();
+        report.wasm_memory_bytes = wasm_memory_bytes();
         (report.lag_ms, report.backlog) = cursor::backlog(&keys, &processed, report.finished_ms);
         if report.stopped_by.is_none() && report.backlog > 0 && report.archives >= u64::from(config.budget.archives) {
             // The listing stopped at the archive budget.

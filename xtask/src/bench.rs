@@ -48,6 +48,26 @@ fn parse_stat(stat: &str) -> Option<(u32, u64)> {
     Some((pgrp, utime + stime))
 }
 
+/// Resident memory of the `workerd` processes in the group, in MiB: now
+/// (`VmRSS`) and the most they ever held (`VmHWM`), summed.
+pub(crate) fn workerd_memory(group: u32) -> Result<(f64, f64)> {
+    let (mut rss, mut peak) = (0.0, 0.0);
+    for entry in std::fs::read_dir("/proc")? {
+        let path = entry?.path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
+        if !(stat.contains("(workerd)") && parse_stat(&stat).is_some_and(|(pgrp, _)| pgrp == group)) {
+            continue;
+        }
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        let kib = |field: &str| -> f64 {
+            status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()).unwrap_or(0.0)
+        };
+        rss += kib("VmRSS:") / 1024.0;
+        peak += kib("VmHWM:") / 1024.0;
+    }
+    Ok((rss, peak))
+}
+
 /// Waits until the counter stops moving (the queue consumer has finished).
 pub(crate) fn settle(group: u32) -> Result<f64> {
     let mut last = workerd_cpu(group)?;

@@ -18,10 +18,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const PORT_OFFSET: u16 = 30_000;
 const POINTS_PER_REQUEST: usize = 1000;
 
-/// One timed run: wall seconds, workerd CPU seconds and the run's report.
+/// One timed run: wall seconds, workerd CPU seconds, the rollup's workerd
+/// memory afterwards (resident, and the most it has held, in MiB) and the
+/// run's report.
 struct Run {
     wall: f64,
     cpu: f64,
+    memory: (f64, f64),
     report: serde_json::Value,
 }
 
@@ -35,7 +38,8 @@ fn run_once(agent: &ureq::Agent, stack: &Stack, group: u32) -> Result<Run> {
     let wall = started.elapsed().as_secs_f64();
     let cpu = settle(group)? - before;
     let report: serde_json::Value = serde_json::from_str(&agent.get(&format!("{}/status", stack.urls.rollup)).set("authorization", &format!("Bearer {}", stack::DEV_STATUS_KEY)).call()?.into_string()?)?;
-    Ok(Run { wall, cpu, report: report["last_run"].clone() })
+    let memory = crate::bench::workerd_memory(group)?;
+    Ok(Run { wall, cpu, memory, report: report["last_run"].clone() })
 }
 
 /// Sends `points` points through ingest as fixture requests, one second
@@ -83,13 +87,76 @@ pub fn run(points: usize) -> Result<()> {
         if !what.starts_with("nothing") && applied != points as u64 {
             bail!("the run applied {applied} points, not {points}: {}", run.report);
         }
-        eprintln!("  {:.2} s wall, {:.2} s workerd CPU, {} archives", run.wall, run.cpu, run.report["archives"]);
+        eprintln!(
+            "  {:.2} s wall, {:.2} s workerd CPU, {} archives, wasm memory {} MiB, workerd {:.0} MiB resident ({:.0} MiB at most)",
+            run.wall,
+            run.cpu,
+            run.report["archives"],
+            mib(&run.report),
+            run.memory.0,
+            run.memory.1
+        );
         rows.push((what, run));
     }
-    println!("\n| one cron run over {points} points | archives | wall | workerd CPU (D1 included) |\n| --- | --- | --- | --- |");
+    println!(
+        "\n| one cron run over {points} points | archives | wall | workerd CPU (D1 included) | wasm memory | workerd resident after (most held) |\n| --- | --- | --- | --- | --- | --- |"
+    );
     for (what, run) in rows {
-        println!("| {what} | {} | {:.2} s | {:.2} s |", run.report["archives"], run.wall, run.cpu);
+        println!(
+            "| {what} | {} | {:.2} s | {:.2} s | {} MiB | {:.0} MiB ({:.0} MiB) |",
+            run.report["archives"],
+            run.wall,
+            run.cpu,
+            mib(&run.report),
+            run.memory.0,
+            run.memory.1
+        );
     }
     drop(stack);
+    Ok(())
+}
+
+/// The run report's wasm memory in MiB.
+fn mib(report: &serde_json::Value) -> u64 {
+    report["wasm_memory_bytes"].as_u64().unwrap_or(0) >> 20
+}
+
+/// `--default-budget`: ingests `points` and runs the rollup with its
+/// default budget until the backlog is drained, timing every run: how a
+/// backlog drains in production, and whether any run is slow to answer.
+pub fn drain(points: usize) -> Result<()> {
+    if points < POINTS_PER_REQUEST {
+        bail!("--points must be at least {POINTS_PER_REQUEST}");
+    }
+    let stack = fresh_stack("bench-rollup", PORT_OFFSET, Vec::new())?;
+    let group = stack.group_of("rollup").context("the rollup process")?;
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(900)).build();
+    run_once(&agent, &stack, group)?;
+    step(&format!("ingesting {points} points"));
+    ingest(&agent, &stack, points)?;
+    println!("| run | points | stopped by | backlog | wall | workerd CPU (D1 included) | wasm memory | workerd resident (most held) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut applied = 0;
+    for i in 1..=30 {
+        let run = run_once(&agent, &stack, group)?;
+        applied += run.report["points"].as_u64().unwrap_or(0);
+        println!(
+            "| {i} | {} | {} | {} | {:.2} s | {:.2} s | {} MiB | {:.0} MiB ({:.0} MiB) |",
+            run.report["points"],
+            run.report["stopped_by"],
+            run.report["backlog"],
+            run.wall,
+            run.cpu,
+            mib(&run.report),
+            run.memory.0,
+            run.memory.1
+        );
+        if run.report["backlog"] == 0 && applied >= points as u64 {
+            break;
+        }
+    }
+    if applied != points as u64 {
+        bail!("the runs applied {applied} points, not {points}");
+    }
     Ok(())
 }

@@ -18,6 +18,7 @@ commands:
   bench-rollup
            time one rollup cron run over points ingested through the local stack
              --points N    points (default 100000)
+             --default-budget  keep the rollup's default budget and run until the backlog is drained
   bench-query
            time dashboard-api queries over 7 days and 24 hours of minute histograms in the local runtime
   deploy   publish the three Workers and apply D1 migrations remotely
@@ -66,14 +67,20 @@ fn main() -> Result<()> {
         }
         "bench-rollup" => {
             let mut points = 100_000;
+            let mut default_budget = false;
             let mut it = rest.into_iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--points" => points = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--points needs a number"))?,
+                    "--default-budget" => default_budget = true,
                     other => bail!("unknown option {other:?} for bench-rollup\n\n{HELP}"),
                 }
             }
-            xtask::bench_rollup::run(points)
+            if default_budget {
+                xtask::bench_rollup::drain(points)
+            } else {
+                xtask::bench_rollup::run(points)
+            }
         }
         "bench-query" => {
             if let Some(other) = rest.first() {
