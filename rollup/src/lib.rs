@@ -2,9 +2,11 @@
 //! merges their points into per-series aggregates in D1 at 1-minute, 1-hour
 //! and 1-day resolution.
 //!
-//! This file is glue; the work is in [`run`], the logic in [`prepare`],
-//! [`accumulate`], [`cumulative`], [`plan`], [`cursor`],
-//! [`retention`] and [`config`].
+//! This file is glue; the work is in [`run`], the logic in [`chunk`]
+//! (archives in bounded parts), [`series`] (one identity per series),
+//! [`conform`] (a point of another kind or unit), [`prepare`],
+//! [`accumulate`], [`cumulative`], [`plan`], [`cursor`], [`quarantine`],
+//! [`retention`], [`status`] and [`config`].
 
 pub mod accumulate;
 pub mod chunk;
