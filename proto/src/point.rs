@@ -65,7 +65,7 @@ impl Batch {
     /// outside [`strings`](Self::strings) or an odd number of them.
     pub fn label_pairs<'a>(&'a self, p: &'a Point) -> Result<Vec<(&'a str, &'a str)>, String> {
         let mut own: Vec<(&str, &str)> = Vec::with_capacity(p.labels.len() + p.label_refs.len() / 2);
-        if p.label_refs.len() % 2 != 0 {
+        if !p.label_refs.len().is_multiple_of(2) {
             return Err(format!("point of {} has an odd number of label references", p.metric));
         }
         let string = |i: u32| {

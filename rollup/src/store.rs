@@ -148,7 +148,7 @@ const MAX_BATCH_BYTES: usize = 2 << 20;
 
 /// `items` in consecutive groups of at most `per` items and `max_bytes`
 /// bytes (at least one item each).
-fn groups<'a, T>(items: &'a [T], per: usize, max_bytes: usize, bytes: impl Fn(&T) -> usize) -> Vec<&'a [T]> {
+fn groups<T>(items: &[T], per: usize, max_bytes: usize, bytes: impl Fn(&T) -> usize) -> Vec<&[T]> {
     let (mut out, mut start, mut size) = (Vec::new(), 0, 0);
     for (i, item) in items.iter().enumerate() {
         let b = bytes(item);

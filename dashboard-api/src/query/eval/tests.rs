@@ -213,6 +213,8 @@ fn vector_matching_is_one_to_one_on_labels() {
 /// Cases from Prometheus' own promqltest files (aggregators.test at
 /// d15adb9), values in label order as Prometheus feeds them.
 #[test]
+// The big value as Prometheus' test file spells it.
+#[allow(clippy::excessive_precision)]
 fn sum_avg_min_max_match_prometheus() {
     let (inf, nan, big) = (f64::INFINITY, f64::NAN, 9.988465674311579e307);
     let same = |a: Option<f64>, b: f64| a.is_some_and(|a| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
