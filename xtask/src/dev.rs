@@ -1,6 +1,6 @@
 //! `cargo xtask dev`: everything from a fresh clone to a running stack.
 
-use crate::stack::{self, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY};
+use crate::stack::{self, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_STATUS_KEY};
 use crate::{root, step, tools, workers};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub fn run(state: Option<PathBuf>) -> Result<()> {
     eprintln!(
         "\n\x1b[1mThe stack is up\x1b[0m (state in {state})
   ingest         {ingest}   POST /v1/metrics   Authorization: Bearer {DEV_INGEST_KEY}
-  rollup         {rollup}   GET /__scheduled?cron=*+*+*+*+* runs one rollup; GET /status
+  rollup         {rollup}   GET /__scheduled?cron=*+*+*+*+* runs one rollup; GET /status   Authorization: Bearer {DEV_STATUS_KEY}
   dashboard-api  {dash}   GET /api/v1/query   Authorization: Bearer {DEV_READ_KEY}
 Press Ctrl-C to stop.\n",
         state = state.display(),
