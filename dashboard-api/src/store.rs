@@ -186,12 +186,15 @@ pub async fn fetch(
     for rows in results {
         for r in rows {
             let Some(at) = places.get(&(r.series_id as i64)) else { continue };
+            let wants = |&(i, _): &(usize, usize)| r.bucket_start >= from[i].floor();
+            let Some(last) = at.iter().rposition(wants) else { continue };
             let agg = Aggregate::from_row(&r.row).map_err(|e| ApiError::Execution(e.to_string()))?;
-            for &(i, j) in at {
-                if r.bucket_start >= from[i].floor() {
-                    out[i][j].1.buckets.push((r.bucket_start as i64, agg.clone()));
-                }
+            // Copied only for a series that several selections read.
+            for &(i, j) in at[..last].iter().filter(|p| wants(p)) {
+                out[i][j].1.buckets.push((r.bucket_start as i64, agg.clone()));
             }
+            let (i, j) = at[last];
+            out[i][j].1.buckets.push((r.bucket_start as i64, agg));
         }
     }
     Ok(out.into_iter().map(|series| series.into_iter().map(|(_, s)| s).collect()).collect())
