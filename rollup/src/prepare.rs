@@ -57,17 +57,17 @@ const MAX_REASONS: usize = 5;
 impl SetAside {
     pub fn add(&mut self, reason: String) {
         self.points += 1;
-        if self.reasons.len() < MAX_REASONS && !self.reasons.contains(&reason) {
-            self.reasons.push(reason);
-        }
+        self.note(reason);
     }
 
     pub fn extend(&mut self, other: SetAside) {
         self.points += other.points;
-        for r in other.reasons {
-            if self.reasons.len() < MAX_REASONS && !self.reasons.contains(&r) {
-                self.reasons.push(r);
-            }
+        other.reasons.into_iter().for_each(|r| self.note(r));
+    }
+
+    fn note(&mut self, reason: String) {
+        if self.reasons.len() < MAX_REASONS && !self.reasons.contains(&reason) {
+            self.reasons.push(reason);
         }
     }
 }
