@@ -192,21 +192,35 @@ pub fn put_object(key: &str, bytes: &[u8]) -> Result<()> {
 
 /// `wrangler r2 object <op>` on the archive bucket through a temporary file
 /// (written first with `bytes`, if given); returns the file.
+///
+/// As with [`d1`], wrangler opens the local bucket's SQLite metadata beside
+/// the running Workers, and a put that meets a lock fails with local R2's
+/// "Unspecified error" (a 500 from workerd). Such a failure is retried, as an
+/// operator would retry it; any other failure (a missing key) is returned.
 fn r2_object(op: &str, key: &str, bytes: Option<&[u8]>) -> Result<std::path::PathBuf> {
     let file = std::env::temp_dir().join(format!("e2e-{op}-{}-{}", std::process::id(), key.replace('/', "_")));
     if let Some(bytes) = bytes {
         std::fs::write(&file, bytes)?;
     }
-    let status = xtask::wrangler(&xtask::root())
-        .args(["r2", "object", op, &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
-        .arg(&file)
-        .arg("--persist-to")
-        .arg(state_dir())
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if !status.success() {
+    let mut attempts = 0;
+    let out = loop {
+        let out = xtask::wrangler(&xtask::root())
+            .args(["r2", "object", op, &format!("telemetry-archives/{key}"), "--local", "--env", "ingest", "--file"])
+            .arg(&file)
+            .arg("--persist-to")
+            .arg(state_dir())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let transient = stderr.contains("Unspecified error") || stderr.contains("SQLITE_BUSY");
+        attempts += 1;
+        if out.status.success() || !transient || attempts == 10 {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    if !out.status.success() {
         let _ = std::fs::remove_file(&file);
-        bail!("wrangler r2 object {op} {key} failed");
+        bail!("wrangler r2 object {op} {key} failed after {attempts} attempt(s): {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(file)
 }
