@@ -40,7 +40,14 @@ pub async fn query(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, 
 
 /// `GET|POST /api/v1/query_range`: a query evaluated from `start` to `end`
 /// every `step`.
-pub async fn query_range(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
+pub async fn query_range(
+    db: &D1Database,
+    tenant: &str,
+    params: &Params,
+    kept: &Kept,
+    limits: &Limits,
+    now: f64,
+) -> Result<Answer, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let start = params.required_time("start")?;
     let end = params.required_time("end")?;
@@ -77,7 +84,11 @@ async fn evaluate(
 /// The catalog rows the catalog endpoints read for `match[]`: only the
 /// names the selectors name, if they all do; at most
 /// [`budget::MAX_CATALOG_ROWS`], and whether that cut the answer.
-async fn catalog_for(db: &D1Database, tenant: &str, selectors: &[promql_parser::label::Matchers]) -> Result<(Vec<catalog::Entry>, bool), ApiError> {
+async fn catalog_for(
+    db: &D1Database,
+    tenant: &str,
+    selectors: &[promql_parser::label::Matchers],
+) -> Result<(Vec<catalog::Entry>, bool), ApiError> {
     let names = catalog::names(selectors);
     store::catalog(db, tenant, names.as_deref(), budget::MAX_CATALOG_ROWS).await
 }
@@ -152,7 +163,14 @@ pub async fn json_series(db: &D1Database, tenant: &str, params: &Params) -> Resu
 
 /// `GET /api/v1/json/percentiles?metric=…&quantiles=…&start=…&end=…&step=…&label.<name>=<value>`:
 /// by default the last hour at a one-minute step, quantiles 0.5, 0.9, 0.99.
-pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
+pub async fn json_percentiles(
+    db: &D1Database,
+    tenant: &str,
+    params: &Params,
+    kept: &Kept,
+    limits: &Limits,
+    now: f64,
+) -> Result<Answer, ApiError> {
     let metric = params.required("metric")?;
     let quantiles = json_api::parse_quantiles(params.get("quantiles").unwrap_or("0.5,0.9,0.99"))?;
     budget::quantiles(quantiles.len())?;
@@ -160,10 +178,7 @@ pub async fn json_percentiles(db: &D1Database, tenant: &str, params: &Params, ke
     let end = params.time("end", now)?;
     let start = params.time("start", end - 3600.0)?;
     let times = Times::range(start, end, step)?;
-    let matchers = params
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("label.").map(|name| Matcher::new(MatchOp::Equal, name, v)))
-        .collect();
+    let matchers = params.iter().filter_map(|(k, v)| k.strip_prefix("label.").map(|name| Matcher::new(MatchOp::Equal, name, v))).collect();
     let sel = select::Selection { name: metric.to_owned(), matchers, quantile: None, range_s: None };
     let resolution = times.resolution(&[step], kept, now);
     let from = times.start - query::window(None, step, resolution);

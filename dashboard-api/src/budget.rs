@@ -49,9 +49,7 @@ impl Limits {
     /// Reads the vars through `var`, using the default for any that is unset.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Limits, ApiError> {
         let d = Limits::default();
-        Ok(Limits {
-            max_query_buckets: proto::vars::positive(&var, MAX_QUERY_BUCKETS, d.max_query_buckets).map_err(ApiError::Config)?,
-        })
+        Ok(Limits { max_query_buckets: proto::vars::positive(&var, MAX_QUERY_BUCKETS, d.max_query_buckets).map_err(ApiError::Config)? })
     }
 }
 

@@ -55,10 +55,7 @@ pub fn key(tenant: &str, generation: u64, path: &str, params: &Params) -> Option
     pairs.sort_by_key(|(name, _)| *name);
     let query = worker::url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
     let tenant: String = worker::url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect();
-    let key = format!(
-        "https://dashboard-api.cache/{tenant}/{generation}/{}{path}?{query}",
-        env!("CARGO_PKG_VERSION"),
-    );
+    let key = format!("https://dashboard-api.cache/{tenant}/{generation}/{}{path}?{query}", env!("CARGO_PKG_VERSION"),);
     (key.len() <= MAX_KEY_BYTES).then_some(key)
 }
 

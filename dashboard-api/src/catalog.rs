@@ -89,8 +89,7 @@ fn selected(selectors: &[Matchers], name: &str, labels: &[(String, String)]) -> 
         labels.iter().find(|(l, _)| l == k).map_or("", |(_, v)| v.as_str())
     };
     let all = |ms: &[promql_parser::label::Matcher]| ms.iter().all(|m| m.is_match(value(&m.name)));
-    selectors.is_empty()
-        || selectors.iter().any(|s| all(&s.matchers) || s.or_matchers.iter().any(|group| all(group)))
+    selectors.is_empty() || selectors.iter().any(|s| all(&s.matchers) || s.or_matchers.iter().any(|group| all(group)))
 }
 
 /// Every exposed series selected by any of `selectors` (all without any).
@@ -166,12 +165,7 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, kind: Kind, labels: &[(&str, &str)]) -> Entry {
-        Entry {
-            name: name.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            kind,
-            unit: "ms".into(),
-        }
+        Entry { name: name.into(), labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), kind, unit: "ms".into() }
     }
 
     fn catalog() -> Vec<Entry> {
@@ -205,7 +199,10 @@ mod tests {
 
     #[test]
     fn selectors_with_names_read_only_those_names() {
-        assert_eq!(names(&selectors(&["lat_count", r#"{__name__="req", code="200"}"#]).unwrap()), Some(vec!["lat".into(), "lat_count".into(), "req".into()]));
+        assert_eq!(
+            names(&selectors(&["lat_count", r#"{__name__="req", code="200"}"#]).unwrap()),
+            Some(vec!["lat".into(), "lat_count".into(), "req".into()])
+        );
         assert_eq!(names(&selectors(&["lat", r#"{code="200"}"#]).unwrap()), None, "one selector without a name");
         assert_eq!(names(&[]), None);
         assert_eq!(limited(vec![1, 2, 3], 2), (vec![1, 2], true));

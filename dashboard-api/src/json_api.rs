@@ -65,8 +65,7 @@ pub fn percentiles(metric: &str, series: &[SeriesData], times: &Times, quantiles
             if agg.samples.as_ref().is_none_or(|h| h.is_empty()) {
                 continue;
             }
-            let q: serde_json::Map<String, Value> =
-                quantiles.iter().map(|&phi| (phi.to_string(), json!(agg.quantile(phi)))).collect();
+            let q: serde_json::Map<String, Value> = quantiles.iter().map(|&phi| (phi.to_string(), json!(agg.quantile(phi)))).collect();
             points.push(json!({ "t": crate::prom::time(t), "count": agg.count, "sum": agg.sum.value(), "min": agg.min, "max": agg.max, "quantiles": q }));
         }
         out.push(json!({ "labels": labels(&s.labels), "points": points }));
@@ -102,7 +101,11 @@ mod tests {
         for (start, lo) in [(60i64, 1), (120, 101)] {
             let mut a = Aggregate::empty(true, "ms");
             for v in lo..lo + 100 {
-                a.add_point(&Point { time_unix_nano: start as u64 * 1_000_000_000, value: Some(PV::Gauge(f64::from(v))), ..Default::default() });
+                a.add_point(&Point {
+                    time_unix_nano: start as u64 * 1_000_000_000,
+                    value: Some(PV::Gauge(f64::from(v))),
+                    ..Default::default()
+                });
             }
             buckets.push((start, a));
         }

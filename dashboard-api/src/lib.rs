@@ -69,7 +69,8 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     let stored = match (key, answer.until) {
         (Some(key), Some(until)) if cache::closed(until, now) => {
             let copy = resp.cloned().map_err(internal)?;
-            let copy = copy.with_headers(headers(&[("content-type", "application/json"), ("cache-control", &format!("max-age={}", cache::TTL_S))])?);
+            let copy = copy
+                .with_headers(headers(&[("content-type", "application/json"), ("cache-control", &format!("max-age={}", cache::TTL_S))])?);
             match Cache::default().put(key.as_str(), copy).await {
                 Ok(()) => true,
                 Err(e) => {

@@ -75,9 +75,8 @@ async fn catalog_rows(
                 format!(" AND prom_name IN ({})", (4..names.len() + 4).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", "))
             }
         };
-        let sql = format!(
-            "SELECT id, prom_name, labels, kind, unit FROM series WHERE tenant = ?1 AND id > ?2{filter} ORDER BY id LIMIT ?3"
-        );
+        let sql =
+            format!("SELECT id, prom_name, labels, kind, unit FROM series WHERE tenant = ?1 AND id > ?2{filter} ORDER BY id LIMIT ?3");
         let rows = read(|| async { db.prepare(&sql).bind(&params)?.all().await?.results::<SeriesRow>() }).await?;
         let full = rows.len() == CATALOG_PAGE;
         for r in rows {

@@ -197,7 +197,11 @@ mod tests {
             point("a", "api", Value::Gauge(3.0)),
             point("a", "web", Value::Gauge(5.0)),
             point("c", "api", Value::Counter(Counter { value: 4.0, monotonic: true, ..Default::default() })),
-            point("d", "api", Value::Distribution(Distribution { count: 3, sum: 9.0, values: vec![2.0, 4.0], counts: vec![1, 2], ..Default::default() })),
+            point(
+                "d",
+                "api",
+                Value::Distribution(Distribution { count: 3, sum: 9.0, values: vec![2.0, 4.0], counts: vec![1, 2], ..Default::default() }),
+            ),
         ];
         let dps = data_points("t", &one(points.to_vec()));
         assert_eq!(dps.len(), 4);

@@ -11,8 +11,8 @@ use foldhash::fast::SeedableRandomState;
 use foldhash::SharedSeed;
 use prost::Message;
 use proto::normalize::Group;
-use std::collections::HashMap;
 use proto::point::{merge_labels, Batch, Distribution, Label, Point, Value};
+use std::collections::HashMap;
 
 /// A queue message may hold 128 KB; stay clear of it.
 pub const MAX_MESSAGE_BYTES: usize = 120 * 1024;

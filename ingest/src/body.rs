@@ -46,9 +46,7 @@ impl Default for Limits {
 /// before reading it.
 pub fn check_declared_length(content_length: Option<&str>, limits: &Limits) -> Result<(), IngestError> {
     match content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
-        Some(n) if n > limits.max_body_bytes => {
-            Err(IngestError::TooLarge { limit: limits.max_body_bytes, decompressed: false })
-        }
+        Some(n) if n > limits.max_body_bytes => Err(IngestError::TooLarge { limit: limits.max_body_bytes, decompressed: false }),
         _ => Ok(()),
     }
 }

@@ -13,15 +13,9 @@ pub const MAX_DECOMPRESSED_BYTES: &str = "MAX_DECOMPRESSED_BYTES";
 /// Body limits from vars; an unset var keeps its default.
 pub fn limits(var: impl Fn(&str) -> Option<String>) -> Result<Limits, IngestError> {
     let mut limits = Limits::default();
-    for (name, slot) in [
-        (MAX_BODY_BYTES, &mut limits.max_body_bytes),
-        (MAX_DECOMPRESSED_BYTES, &mut limits.max_decompressed_bytes),
-    ] {
+    for (name, slot) in [(MAX_BODY_BYTES, &mut limits.max_body_bytes), (MAX_DECOMPRESSED_BYTES, &mut limits.max_decompressed_bytes)] {
         if let Some(v) = var(name) {
-            *slot = v
-                .trim()
-                .parse()
-                .map_err(|_| IngestError::Config(format!("{name} must be a number of bytes, not {v:?}")))?;
+            *slot = v.trim().parse().map_err(|_| IngestError::Config(format!("{name} must be a number of bytes, not {v:?}")))?;
         }
     }
     Ok(limits)

@@ -80,9 +80,7 @@ impl IngestError {
         let status = Status { code: self.rpc_code(), message: self.to_string() };
         match encoding {
             Encoding::Protobuf => prost::Message::encode_to_vec(&status),
-            Encoding::Json => serde_json::json!({ "code": status.code, "message": status.message })
-                .to_string()
-                .into_bytes(),
+            Encoding::Json => serde_json::json!({ "code": status.code, "message": status.message }).to_string().into_bytes(),
         }
     }
 }

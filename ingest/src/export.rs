@@ -138,9 +138,7 @@ fn response(signal: Signal, rejected: u64, message: &str, encoding: Encoding) ->
                 Signal::Logs => "rejectedLogRecords",
             };
             // int64 is a string in the protobuf JSON mapping.
-            serde_json::json!({ "partialSuccess": { field: n.to_string(), "errorMessage": error_message } })
-                .to_string()
-                .into_bytes()
+            serde_json::json!({ "partialSuccess": { field: n.to_string(), "errorMessage": error_message } }).to_string().into_bytes()
         }
     }
 }

@@ -167,7 +167,10 @@ async fn consume(batch: MessageBatch<worker::wasm_bindgen::JsValue>, env: Env, _
                     }
                     consumer::Delivered::Unreadable => {
                         archive.truncate(start);
-                        worker::console_error!("queue message {} is not an archive member; retrying towards the dead-letter queue", message.id());
+                        worker::console_error!(
+                            "queue message {} is not an archive member; retrying towards the dead-letter queue",
+                            message.id()
+                        );
                         message.retry();
                         continue;
                     }

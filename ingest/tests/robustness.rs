@@ -5,8 +5,8 @@
 
 use ingest::body::Encoding;
 use ingest::export::{export, Context, Signal};
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
 
@@ -14,7 +14,11 @@ fn bodies() -> Vec<(Signal, Encoding, Vec<u8>)> {
     let metrics = proto::fixtures::metrics_request(20, NOW - 1_000_000_000);
     let json = proto::fixtures::metrics_json(&metrics).into_bytes();
     let spans = proto::fixtures::traces_request(20, NOW - 1_000_000_000).encode_to_vec();
-    vec![(Signal::Metrics, Encoding::Protobuf, metrics.encode_to_vec()), (Signal::Metrics, Encoding::Json, json), (Signal::Traces, Encoding::Protobuf, spans)]
+    vec![
+        (Signal::Metrics, Encoding::Protobuf, metrics.encode_to_vec()),
+        (Signal::Metrics, Encoding::Json, json),
+        (Signal::Traces, Encoding::Protobuf, spans),
+    ]
 }
 
 fn run(signal: Signal, encoding: Encoding, body: &[u8]) {

@@ -298,10 +298,7 @@ mod tests {
         Batch {
             tenant: tenant.into(),
             batch_id: format!("{tenant}-{}", values.len()),
-            points: values
-                .iter()
-                .map(|&v| Point { metric: "m".into(), value: Some(Value::Gauge(v)), ..Default::default() })
-                .collect(),
+            points: values.iter().map(|&v| Point { metric: "m".into(), value: Some(Value::Gauge(v)), ..Default::default() }).collect(),
             ..Default::default()
         }
         .encode_to_vec()
@@ -394,11 +391,8 @@ mod tests {
         assert!(b.points[0].label_refs.is_empty() && b.strings.is_empty());
 
         let bad = |refs: Vec<u32>| {
-            let batch = Batch {
-                points: vec![Point { label_refs: refs, ..Default::default() }],
-                strings: vec!["k".into()],
-                ..Default::default()
-            };
+            let batch =
+                Batch { points: vec![Point { label_refs: refs, ..Default::default() }], strings: vec!["k".into()], ..Default::default() };
             decode(&encode(&[&batch.encode_to_vec()]))
         };
         assert!(bad(vec![0, 0]).is_ok());

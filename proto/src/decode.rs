@@ -160,7 +160,9 @@ mod tests {
         // Shortest round-trip spellings that a fast, inexact parser reads
         // one unit in the last place off.
         for v in [99.35384876983359f64, 0.1, 2.2250738585072014e-308, 9007199254740993.0, 1.7976931348623157e308, 5e-324] {
-            let json = format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"gauge":{{"dataPoints":[{{"asDouble":{v:?}}}]}}}}]}}]}}]}}"#);
+            let json = format!(
+                r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"gauge":{{"dataPoints":[{{"asDouble":{v:?}}}]}}}}]}}]}}]}}"#
+            );
             let req = metrics(json.as_bytes(), Encoding::Json).unwrap();
             let Some(crate::otlp::metrics::metric::Data::Gauge(g)) = &req.resource_metrics[0].scope_metrics[0].metrics[0].data else {
                 panic!("a gauge")

@@ -11,9 +11,7 @@ fn kv(k: &str, v: &str) -> KeyValue {
 }
 
 fn resource() -> Resource {
-    Resource {
-        attributes: vec![kv("service.name", "checkout"), kv("service.version", "1.4.2"), kv("host.name", "web-17")],
-    }
+    Resource { attributes: vec![kv("service.name", "checkout"), kv("service.version", "1.4.2"), kv("host.name", "web-17")] }
 }
 
 /// A metrics export of `points` data points: 20 metrics (gauges, delta sums
@@ -150,10 +148,7 @@ pub fn traces_request(spans: usize, time_unix_nano: u64) -> ExportTraceServiceRe
         })
         .collect();
     ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource()),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
-        }],
+        resource_spans: vec![ResourceSpans { resource: Some(resource()), scope_spans: vec![ScopeSpans { spans, ..Default::default() }] }],
     }
 }
 
@@ -178,7 +173,9 @@ pub fn metrics_json(req: &ExportMetricsServiceRequest) -> String {
         .iter()
         .map(|m| {
             let data = match &m.data {
-                Some(metric::Data::Gauge(g)) => json!({ "gauge": { "dataPoints": g.data_points.iter().map(|p| number(p, &kvs)).collect::<Vec<_>>() } }),
+                Some(metric::Data::Gauge(g)) => {
+                    json!({ "gauge": { "dataPoints": g.data_points.iter().map(|p| number(p, &kvs)).collect::<Vec<_>>() } })
+                }
                 Some(metric::Data::Sum(s)) => json!({ "sum": {
                     "aggregationTemporality": s.aggregation_temporality, "isMonotonic": s.is_monotonic,
                     "dataPoints": s.data_points.iter().map(|p| number(p, &kvs)).collect::<Vec<_>>() } }),

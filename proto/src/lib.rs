@@ -13,9 +13,9 @@
 pub mod aggregate;
 pub mod archive;
 pub mod decode;
-pub mod hash;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod hash;
 pub mod keys;
 pub mod names;
 pub mod normalize;

@@ -44,7 +44,9 @@ impl Batch {
                 return Err(format!("point of {} has an odd number of label references", p.metric));
             }
             let refs = std::mem::take(&mut p.label_refs);
-            let string = |i: u32| strings.get(i as usize).cloned().ok_or_else(|| format!("label reference {i} outside the batch's {} strings", strings.len()));
+            let string = |i: u32| {
+                strings.get(i as usize).cloned().ok_or_else(|| format!("label reference {i} outside the batch's {} strings", strings.len()))
+            };
             for pair in refs.chunks(2) {
                 p.labels.push(Label { key: string(pair[0])?, value: string(pair[1])? });
             }
@@ -275,7 +277,10 @@ mod tests {
         let b = Batch {
             shared_labels: vec![l("a", "1"), l("c", "3"), l("e", "5")],
             strings: vec!["c".into(), "own".into(), "b".into(), "x".into()],
-            points: vec![Point { label_refs: vec![0, 1, 2, 3], ..Default::default() }, Point { labels: vec![l("z", "9")], ..Default::default() }],
+            points: vec![
+                Point { label_refs: vec![0, 1, 2, 3], ..Default::default() },
+                Point { labels: vec![l("z", "9")], ..Default::default() },
+            ],
             ..Default::default()
         };
         assert_eq!(b.label_pairs(&b.points[0]).unwrap(), [("a", "1"), ("b", "x"), ("c", "own"), ("e", "5")]);

@@ -72,7 +72,13 @@ mod tests {
 
     fn add(acc: &mut Accumulator, series: u32, points: &[(f64, u64)]) {
         for &(v, secs) in points {
-            let p = Point { metric: "m".into(), unit: "ms".into(), time_unix_nano: secs * 1_000_000_000, value: Some(Value::Gauge(v)), ..Default::default() };
+            let p = Point {
+                metric: "m".into(),
+                unit: "ms".into(),
+                time_unix_nano: secs * 1_000_000_000,
+                value: Some(Value::Gauge(v)),
+                ..Default::default()
+            };
             acc.add_point(series, Kind::Gauge, "ms", &p);
         }
     }
@@ -102,10 +108,7 @@ mod tests {
         assert_eq!(acc.points, 3);
         let slots = &acc.series[&0];
         let counts: Vec<(u32, i64, u64)> = slots.iter().map(|(s, a)| (s.resolution, s.bucket_start - day as i64, a.count)).collect();
-        assert_eq!(
-            counts,
-            [(60, 36_000, 1), (60, 36_060, 1), (60, 39_600, 1), (3600, 36_000, 2), (3600, 39_600, 1), (86_400, 0, 3)]
-        );
+        assert_eq!(counts, [(60, 36_000, 1), (60, 36_060, 1), (60, 39_600, 1), (3600, 36_000, 2), (3600, 39_600, 1), (86_400, 0, 3)]);
     }
 
     #[test]

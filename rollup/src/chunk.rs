@@ -136,7 +136,9 @@ mod tests {
         Batch {
             tenant: "t".into(),
             batch_id: format!("b{id}"),
-            points: (0..points).map(|_| Point { metric: "m".into(), value: Some(Value::Distribution(d.clone())), ..Default::default() }).collect(),
+            points: (0..points)
+                .map(|_| Point { metric: "m".into(), value: Some(Value::Distribution(d.clone())), ..Default::default() })
+                .collect(),
             ..Default::default()
         }
         .encode_to_vec()

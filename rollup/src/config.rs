@@ -147,11 +147,8 @@ mod tests {
         // The rollup's vars section, as `NAME = "value"` lines.
         let toml = include_str!("../../wrangler.toml");
         let section = toml.split("[env.rollup.vars]").nth(1).unwrap().split("\n[").next().unwrap();
-        let vars: Vec<(&str, &str)> = section
-            .lines()
-            .filter_map(|l| l.split_once(" = "))
-            .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
-            .collect();
+        let vars: Vec<(&str, &str)> =
+            section.lines().filter_map(|l| l.split_once(" = ")).map(|(k, v)| (k.trim(), v.trim().trim_matches('"'))).collect();
         assert_eq!(vars.len(), 9, "{vars:?}");
         assert_eq!(parse(&vars).unwrap(), Config::default());
     }

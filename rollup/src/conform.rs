@@ -48,7 +48,10 @@ fn finite(p: &Point) -> bool {
         Some(Value::Gauge(v)) => v.is_finite(),
         Some(Value::Counter(c)) => c.value.is_finite(),
         Some(Value::Distribution(d)) => {
-            d.sum.is_finite() && d.min.is_none_or(f64::is_finite) && d.max.is_none_or(f64::is_finite) && d.values.iter().all(|v| v.is_finite())
+            d.sum.is_finite()
+                && d.min.is_none_or(f64::is_finite)
+                && d.max.is_none_or(f64::is_finite)
+                && d.values.iter().all(|v| v.is_finite())
         }
     }
 }
@@ -85,7 +88,18 @@ mod tests {
     fn time_units_are_converted_to_the_series_unit() {
         let p = point("s", Value::Gauge(1.5));
         assert_eq!(conform(&p, Kind::Gauge, "ms").unwrap().value, Some(Value::Gauge(1500.0)));
-        let d = point("ms", Value::Distribution(Distribution { count: 2, sum: 3000.0, min: Some(1000.0), max: Some(2000.0), values: vec![1000.0, 2000.0], counts: vec![1, 1], ..Default::default() }));
+        let d = point(
+            "ms",
+            Value::Distribution(Distribution {
+                count: 2,
+                sum: 3000.0,
+                min: Some(1000.0),
+                max: Some(2000.0),
+                values: vec![1000.0, 2000.0],
+                counts: vec![1, 1],
+                ..Default::default()
+            }),
+        );
         let Some(Value::Distribution(got)) = conform(&d, Kind::Distribution, "s").unwrap().into_owned().value else { panic!() };
         assert_eq!((got.sum, got.min, got.max, got.values), (3.0, Some(1.0), Some(2.0), vec![1.0, 2.0]));
         // The same unit: the point as it is.
@@ -102,7 +116,10 @@ mod tests {
         let c = point("ms", Value::Counter(Counter { value: 1.0, ..Default::default() }));
         assert_eq!(conform(&c, Kind::Gauge, "ms").unwrap_err(), "metric m: a counter point for a gauge series");
         assert!(conform(&g, Kind::Counter, "ms").is_err());
-        assert_eq!(conform(&point("By", Value::Gauge(1.0)), Kind::Gauge, "1").unwrap_err(), r#"metric m: a point in "By" for a series in "1""#);
+        assert_eq!(
+            conform(&point("By", Value::Gauge(1.0)), Kind::Gauge, "1").unwrap_err(),
+            r#"metric m: a point in "By" for a series in "1""#
+        );
         assert!(conform(&point("", Value::Gauge(f64::NAN)), Kind::Gauge, "").unwrap_err().contains("non-finite"));
         let inf = point("", Value::Distribution(Distribution { sum: f64::INFINITY, ..Default::default() }));
         assert!(conform(&inf, Kind::Distribution, "").is_err());

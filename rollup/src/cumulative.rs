@@ -64,11 +64,7 @@ pub fn to_delta(prev: Option<&Point>, cur: &Point) -> Step {
                 Some(Value::Distribution(p)) if p.start_time_unix_nano == d.start_time_unix_nano => subtract(d, p),
                 _ => None,
             };
-            Value::Distribution(base.unwrap_or_else(|| Distribution {
-                cumulative: false,
-                start_time_unix_nano: 0,
-                ..d.clone()
-            }))
+            Value::Distribution(base.unwrap_or_else(|| Distribution { cumulative: false, start_time_unix_nano: 0, ..d.clone() }))
         }
         (other, _) => return Step::Delta(Point { value: other.clone(), ..cur.clone() }),
     };

@@ -13,11 +13,7 @@ use std::collections::HashSet;
 
 /// The batch ids of a chunk to look up in the ledger (non-empty, once each).
 pub fn ids(batches: &[Batch]) -> Vec<String> {
-    let mut ids: Vec<String> = batches
-        .iter()
-        .filter(|b| !b.batch_id.is_empty())
-        .map(|b| b.batch_id.clone())
-        .collect();
+    let mut ids: Vec<String> = batches.iter().filter(|b| !b.batch_id.is_empty()).map(|b| b.batch_id.clone()).collect();
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -29,9 +25,7 @@ pub fn ids(batches: &[Batch]) -> Vec<String> {
 pub fn fresh(batches: &mut Vec<Batch>, applied: &HashSet<String>) -> (Vec<String>, usize) {
     let before = batches.len();
     let mut seen = HashSet::new();
-    batches.retain(|b| {
-        b.batch_id.is_empty() || (!applied.contains(&b.batch_id) && seen.insert(b.batch_id.clone()))
-    });
+    batches.retain(|b| b.batch_id.is_empty() || (!applied.contains(&b.batch_id) && seen.insert(b.batch_id.clone())));
     let mut kept: Vec<String> = seen.into_iter().collect();
     kept.sort_unstable();
     (kept, before - batches.len())
@@ -45,11 +39,7 @@ mod tests {
     fn batch(id: &str, v: f64) -> Batch {
         Batch {
             batch_id: id.into(),
-            points: vec![Point {
-                metric: "m".into(),
-                value: Some(Value::Gauge(v)),
-                ..Default::default()
-            }],
+            points: vec![Point { metric: "m".into(), value: Some(Value::Gauge(v)), ..Default::default() }],
             ..Default::default()
         }
     }

@@ -171,7 +171,10 @@ mod tests {
     }
 
     fn minute_sums(acc: &Accumulator) -> Vec<(i64, f64)> {
-        acc.series.values().flat_map(|slots| slots.iter().filter(|(s, _)| s.resolution == 60).map(|(s, a)| (s.bucket_start, a.sum.value()))).collect()
+        acc.series
+            .values()
+            .flat_map(|slots| slots.iter().filter(|(s, _)| s.resolution == 60).map(|(s, a)| (s.bucket_start, a.sum.value())))
+            .collect()
     }
 
     #[test]
@@ -230,7 +233,13 @@ mod tests {
 
     #[test]
     fn points_of_another_kind_or_unit_are_converted_or_set_aside() {
-        let gauge = |v: f64, unit: &str| Point { metric: "m".into(), unit: unit.into(), time_unix_nano: 60_000_000_000, value: Some(Value::Gauge(v)), ..Default::default() };
+        let gauge = |v: f64, unit: &str| Point {
+            metric: "m".into(),
+            unit: unit.into(),
+            time_unix_nano: 60_000_000_000,
+            value: Some(Value::Gauge(v)),
+            ..Default::default()
+        };
         let mut c = gauge(0.0, "ms");
         c.value = Some(Value::Counter(Counter { value: 1.0, ..Default::default() }));
         // One series: a gauge in ms, then 2 s of it, then a counter point.

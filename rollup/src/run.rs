@@ -292,7 +292,9 @@ async fn apply_part(
     let targets = (0..keyed.series.len() as u32)
         .map(|i| {
             let target = folded.get(&i).copied().unwrap_or(i);
-            let c = catalog.get(&target).ok_or_else(|| RollupError::Conflict { key: key.to_owned(), reason: "a series has no catalog row".into() })?;
+            let c = catalog
+                .get(&target)
+                .ok_or_else(|| RollupError::Conflict { key: key.to_owned(), reason: "a series has no catalog row".into() })?;
             Ok(prepare::Target { series: target, kind: c.kind, unit: c.unit.clone() })
         })
         .collect::<Result<Vec<_>, RollupError>>()?;

@@ -194,7 +194,12 @@ mod tests {
 
     #[test]
     fn keying_stops_after_the_batch_that_reaches_the_bucket_budget() {
-        let at = |minute: u64| Point { metric: "m".into(), time_unix_nano: minute * 60_000_000_000, value: Some(Value::Gauge(1.0)), ..Default::default() };
+        let at = |minute: u64| Point {
+            metric: "m".into(),
+            time_unix_nano: minute * 60_000_000_000,
+            value: Some(Value::Gauge(1.0)),
+            ..Default::default()
+        };
         // One series; each batch a new minute of the same hour and day.
         let batches: Vec<Batch> = (0..4).map(|m| Batch { tenant: "t".into(), points: vec![at(m), at(m)], ..Default::default() }).collect();
         // Buckets: 3 after the first batch, 4, 5, 6.
@@ -208,7 +213,8 @@ mod tests {
     #[test]
     fn unreadable_labels_set_the_point_aside() {
         let bad = Point { metric: "m".into(), label_refs: vec![0, 7], ..Default::default() };
-        let batches = [Batch { tenant: "t".into(), strings: vec!["k".into()], points: vec![bad, gauge(Vec::new(), "")], ..Default::default() }];
+        let batches =
+            [Batch { tenant: "t".into(), strings: vec!["k".into()], points: vec![bad, gauge(Vec::new(), "")], ..Default::default() }];
         let keyed = key(&batches);
         assert_eq!((keyed.series.len(), keyed.points.len(), keyed.unreadable.len()), (1, 1, 1));
         assert!(keyed.unreadable[0].contains("outside"), "{:?}", keyed.unreadable);

@@ -5,9 +5,9 @@
 use crate::accumulate::Slot;
 use crate::error::{Context, RollupError};
 use crate::plan::{Stored, Write};
-use crate::series::Series;
-use crate::retention::{Cutoffs, Expired};
 use crate::prepare::{StateWrite, StoredState};
+use crate::retention::{Cutoffs, Expired};
+use crate::series::Series;
 use prost::Message;
 use proto::aggregate::{AggregateError, Row};
 use proto::point::Kind;
@@ -185,10 +185,8 @@ pub async fn lookup_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Re
                  JOIN series s ON s.tenant = k.tenant AND s.metric = k.metric AND s.labels = k.labels",
                 placeholders(chunk.len(), 4)
             );
-            let params: Vec<JsValue> = chunk
-                .iter()
-                .flat_map(|(i, s)| [num(f64::from(*i)), s.tenant.into(), s.metric.into(), s.json().into()])
-                .collect();
+            let params: Vec<JsValue> =
+                chunk.iter().flat_map(|(i, s)| [num(f64::from(*i)), s.tenant.into(), s.metric.into(), s.json().into()]).collect();
             selects.push(prepare(db, &sql, &params)?);
         }
         for r in rows::<Found>(db, selects, "reading series ids").await? {
@@ -238,10 +236,7 @@ pub async fn create_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Re
 }
 
 /// Catalog series per (tenant, metric), for the cardinality guard.
-pub async fn series_counts(
-    db: &D1Database,
-    metrics: &[(String, String)],
-) -> Result<HashMap<(String, String), u64>, RollupError> {
+pub async fn series_counts(db: &D1Database, metrics: &[(String, String)]) -> Result<HashMap<(String, String), u64>, RollupError> {
     #[derive(Deserialize)]
     struct CountRow {
         tenant: String,
@@ -279,10 +274,8 @@ pub async fn stored(db: &D1Database, places: &[(i64, Slot)]) -> Result<HashMap<(
              FROM aggregates WHERE (series_id, resolution, bucket_start) IN (VALUES {})",
             placeholders(chunk.len(), 3)
         );
-        let params: Vec<JsValue> = chunk
-            .iter()
-            .flat_map(|(id, s)| [num(*id as f64), num(f64::from(s.resolution)), num(s.bucket_start as f64)])
-            .collect();
+        let params: Vec<JsValue> =
+            chunk.iter().flat_map(|(id, s)| [num(*id as f64), num(f64::from(s.resolution)), num(s.bucket_start as f64)]).collect();
         selects.push(prepare(db, &sql, &params)?);
     }
     let found = rows::<AggRow>(db, selects, "reading aggregates").await?;
@@ -322,10 +315,8 @@ pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<Has
     }
     let mut statements = Vec::new();
     for chunk in hashes.chunks(MAX_PARAMS) {
-        let sql = format!(
-            "SELECT series_hash, point, version FROM cumulative_state WHERE series_hash IN ({})",
-            placeholders(chunk.len(), 1)
-        );
+        let sql =
+            format!("SELECT series_hash, point, version FROM cumulative_state WHERE series_hash IN ({})", placeholders(chunk.len(), 1));
         let params: Vec<JsValue> = chunk.iter().map(|h| h.as_str().into()).collect();
         statements.push(prepare(db, &sql, &params)?);
     }

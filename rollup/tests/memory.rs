@@ -34,7 +34,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let now = LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed) + new_size as isize - layout.size() as isize;
+        let now =
+            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed) + new_size as isize - layout.size() as isize;
         PEAK.fetch_max(now, Ordering::Relaxed);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -89,7 +90,8 @@ fn scattered(request: usize, points: usize) -> serde_json::Value {
 /// `resource` attributes of `value_bytes` each, and each point labelled
 /// `i` = its index modulo `series` (one series if 1).
 fn request(points: usize, series: usize, resource: usize, value_bytes: usize) -> serde_json::Value {
-    let resource: Vec<_> = (0..resource).map(|i| attr(format!("{i:0128}"), format!("{i}").repeat(value_bytes).chars().take(value_bytes).collect())).collect();
+    let resource: Vec<_> =
+        (0..resource).map(|i| attr(format!("{i:0128}"), format!("{i}").repeat(value_bytes).chars().take(value_bytes).collect())).collect();
     let data: Vec<_> = (0..points)
         .map(|i| {
             json!({ "timeUnixNano": (NOW - 60_000_000_000 - i as u64 * 1_000_000).to_string(), "asDouble": i as f64,

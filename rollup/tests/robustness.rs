@@ -3,8 +3,8 @@
 //! real archives with bytes flipped or cut (inside the gzip, and inside
 //! the inflated protobuf).
 
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use proto::point::Batch;
 use rollup::chunk::{self, Chunks};
 use rollup::plan;

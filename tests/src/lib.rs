@@ -23,9 +23,8 @@ pub struct Stack {
 /// The stack `cargo xtask test` started. Fails loudly, never skips, when the
 /// suite is run some other way.
 pub fn stack() -> Stack {
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the end-to-end tests with `cargo xtask test`"))
-    };
+    let var =
+        |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the end-to-end tests with `cargo xtask test`"));
     Stack { ingest: var("E2E_INGEST_URL"), rollup: var("E2E_ROLLUP_URL"), dashboard: var("E2E_DASHBOARD_URL") }
 }
 
@@ -40,8 +39,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -65,10 +63,14 @@ fn reply(result: Result<ureq::Response, ureq::Error>) -> Result<Reply> {
     };
     let status = resp.status();
     let content_type = resp.header("content-type").unwrap_or("").to_owned();
-    let headers = resp.headers_names().into_iter().map(|n| {
-        let v = resp.header(&n).unwrap_or("").to_owned();
-        (n, v)
-    }).collect();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = resp.header(&n).unwrap_or("").to_owned();
+            (n, v)
+        })
+        .collect();
     let mut body = Vec::new();
     std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)?;
     Ok(Reply { status, content_type, headers, body })
@@ -238,10 +240,8 @@ pub fn post_metrics_json(stack: &Stack, body: &str) -> Result<Reply> {
 /// as OTLP/JSON with the dev ingest key, and fails unless every point was
 /// accepted.
 pub fn post_gauge(stack: &Stack, metric: &str, unit: &str, points: &[(u64, f64)]) -> Result<()> {
-    let data: Vec<_> = points
-        .iter()
-        .map(|&(t, v)| serde_json::json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v }))
-        .collect();
+    let data: Vec<_> =
+        points.iter().map(|&(t, v)| serde_json::json!({ "timeUnixNano": (t * 1_000_000_000).to_string(), "asDouble": v })).collect();
     post_gauge_export(stack, DEV_INGEST_KEY, metric, unit, data)
 }
 

@@ -13,8 +13,10 @@ fn series_beyond_the_limit_fold_into_the_overflow_series() -> anyhow::Result<()>
     let series = MAX_SERIES_PER_METRIC as usize + 30;
     let t0 = (now_nanos() / 60_000_000_000 - 1) * 60_000_000_000;
     let points: Vec<_> = (0..series)
-        .map(|i| json!({ "timeUnixNano": t0.to_string(), "asDouble": i as f64,
-                          "attributes": [{ "key": "i", "value": { "stringValue": format!("{i:03}") } }] }))
+        .map(|i| {
+            json!({ "timeUnixNano": t0.to_string(), "asDouble": i as f64,
+                          "attributes": [{ "key": "i", "value": { "stringValue": format!("{i:03}") } }] })
+        })
         .collect();
     let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": metric, "gauge": { "dataPoints": points } } ] }] }] });

@@ -82,10 +82,7 @@ impl Drop for Guard {
 
 #[test]
 fn dev_runs_the_stack_and_always_stops_all_of_it() {
-    assert!(
-        PORTS.iter().all(|&p| !listening(p)),
-        "ports 8787-8789 are busy: stop a running `cargo xtask dev` before running the tests"
-    );
+    assert!(PORTS.iter().all(|&p| !listening(p)), "ports 8787-8789 are busy: stop a running `cargo xtask dev` before running the tests");
     let dir = std::env::temp_dir().join(format!("xtask-dev-test-{}", std::process::id()));
     let state = dir.join("state");
     std::fs::create_dir_all(&dir).unwrap();

@@ -15,8 +15,10 @@ fn duplicates_retries_and_concurrent_runs_count_once() -> anyhow::Result<()> {
     let since_ms = now_nanos() / 1_000_000 - 1;
     let t0 = (now_nanos() / 60_000_000_000 - 1) * 60_000_000_000;
     let points: Vec<_> = (0..POINTS)
-        .map(|i| json!({ "timeUnixNano": t0.to_string(), "asDouble": i as f64,
-                          "attributes": [{ "key": "i", "value": { "stringValue": format!("{}", i % 4) } }] }))
+        .map(|i| {
+            json!({ "timeUnixNano": t0.to_string(), "asDouble": i as f64,
+                          "attributes": [{ "key": "i", "value": { "stringValue": format!("{}", i % 4) } }] })
+        })
         .collect();
     let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [
         { "name": metric, "gauge": { "dataPoints": points } } ] }] }] })
@@ -70,9 +72,7 @@ fn duplicates_retries_and_concurrent_runs_count_once() -> anyhow::Result<()> {
     })?;
     run_rollup(&stack)?;
     assert_eq!(counted(&metric, 60)?, POINTS as f64, "every point still counted once");
-    let batches = d1(&format!(
-        "SELECT COUNT(*) AS n FROM processed_batches WHERE archive_key = '{original}'"
-    ))?;
+    let batches = d1(&format!("SELECT COUNT(*) AS n FROM processed_batches WHERE archive_key = '{original}'"))?;
     assert!(batches[0]["n"].as_f64().unwrap_or(0.0) >= 1.0, "the original archive's batches are recorded");
     Ok(())
 }

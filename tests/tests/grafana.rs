@@ -32,8 +32,10 @@ fn grafanas_call_sequence() -> anyhow::Result<()> {
     let now = now_nanos() / 1_000_000_000;
     let m0 = now - now % 60 - 180;
     // Two minutes: 1..=100 ms from checkout, then 101..=200 ms from search.
-    let points: Vec<(u64, f64, &str)> =
-        (1..=100u64).map(|i| (m0 + i % 60, i as f64, "checkout")).chain((101..=200u64).map(|i| (m0 + 60 + i % 60, i as f64, "search"))).collect();
+    let points: Vec<(u64, f64, &str)> = (1..=100u64)
+        .map(|i| (m0 + i % 60, i as f64, "checkout"))
+        .chain((101..=200u64).map(|i| (m0 + 60 + i % 60, i as f64, "search")))
+        .collect();
     post_labelled_gauge(&stack, DEV_INGEST_KEY, &metric, "ms", &service, &points)?;
     rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 200.0).then_some(())))?;
     let (start, end) = ((m0 - 3600).to_string(), (m0 + 120).to_string());
@@ -61,7 +63,11 @@ fn grafanas_call_sequence() -> anyhow::Result<()> {
 
     // A panel: p99 per service at a 1-minute step, as a POST range query.
     let q = format!("max by ({service_label}) ({name}{{quantile=\"0.99\"}})");
-    let panel = grafana_post(&stack, "/api/v1/query_range", &[("query", &q), ("start", &(m0 + 60).to_string()), ("end", &(m0 + 120).to_string()), ("step", "60")])?;
+    let panel = grafana_post(
+        &stack,
+        "/api/v1/query_range",
+        &[("query", &q), ("start", &(m0 + 60).to_string()), ("end", &(m0 + 120).to_string()), ("step", "60")],
+    )?;
     assert_eq!(panel["data"]["resultType"], "matrix");
     let mut series: Vec<(String, Value)> = panel["data"]["result"]
         .as_array()
@@ -70,10 +76,6 @@ fn grafanas_call_sequence() -> anyhow::Result<()> {
         .map(|s| (s["metric"][&service_label].as_str().unwrap_or("").to_owned(), s["values"].clone()))
         .collect();
     series.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(
-        series,
-        [("checkout".to_string(), json!([[m0 + 60, "99"]])), ("search".to_string(), json!([[m0 + 120, "199"]]))],
-        "{panel}"
-    );
+    assert_eq!(series, [("checkout".to_string(), json!([[m0 + 60, "99"]])), ("search".to_string(), json!([[m0 + 120, "199"]]))], "{panel}");
     Ok(())
 }

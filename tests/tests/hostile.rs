@@ -37,7 +37,8 @@ fn dashboard(stack: &Stack, path_and_query: &str) -> anyhow::Result<Reply> {
 fn readback(stack: &Stack, metric: &str, t: u64) -> anyhow::Result<Vec<String>> {
     let name = metric.replace('.', "_");
     let mut out = Vec::new();
-    for q in [format!("{name}{{quantile=\"0.5\"}}[1h]"), format!("{name}{{quantile=\"0.99\"}}[1h]"), format!("increase({name}_count[1h])")] {
+    for q in [format!("{name}{{quantile=\"0.5\"}}[1h]"), format!("{name}{{quantile=\"0.99\"}}[1h]"), format!("increase({name}_count[1h])")]
+    {
         let r = instant_query(stack, &q, t as f64)?;
         anyhow::ensure!(r.status == 200, "{q}: {}", r.text());
         out.push(r.json()["data"]["result"][0]["value"][1].as_str().unwrap_or("none").to_owned());

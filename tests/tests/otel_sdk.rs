@@ -46,10 +46,8 @@ fn the_python_sdk_exports_everything_and_each_point_is_archived_once() -> anyhow
     let service = unique("sdk-service");
     let since_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64 - 1000;
     let python = std::env::var("E2E_PYTHON").context("E2E_PYTHON is not set: run the end-to-end tests with `cargo xtask test`")?;
-    let out = Command::new(python)
-        .arg(xtask::root().join("tests/python/export.py"))
-        .args([&stack.ingest, DEV_INGEST_KEY, &service])
-        .output()?;
+    let out =
+        Command::new(python).arg(xtask::root().join("tests/python/export.py")).args([&stack.ingest, DEV_INGEST_KEY, &service]).output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the SDK's exports failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let sent: serde_json::Value = serde_json::from_str(stdout.trim())?;

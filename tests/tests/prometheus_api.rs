@@ -64,7 +64,8 @@ fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     assert_eq!(r["data"]["result"][0]["metric"], json!({ "route": "/a" }), "{r}");
     assert_eq!(r["data"]["result"][1]["values"][0], json!([m0 + 60, "199"]), "{r}");
     // POST form-encoded with Basic auth, as Grafana does.
-    let body = format!("query={}&start={}&end={}&step=1m", encode(&format!("histogram_quantile(0.9, sum({lat_name}))")), m0 + 120, m0 + 120);
+    let body =
+        format!("query={}&start={}&end={}&step=1m", encode(&format!("histogram_quantile(0.9, sum({lat_name}))")), m0 + 120, m0 + 120);
     let r = post(
         &format!("{}/api/v1/query_range", stack.dashboard),
         &[("content-type", "application/x-www-form-urlencoded"), ("authorization", &basic("grafana", DEV_READ_KEY))],
@@ -93,7 +94,11 @@ fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     let j = api(
         &stack,
         DEV_READ_KEY,
-        &format!("/api/v1/json/percentiles?metric={lat_name}&quantiles=0.5,0.99&start={}&end={}&step=60&label.route=%2Fb", m0 + 60, m0 + 120),
+        &format!(
+            "/api/v1/json/percentiles?metric={lat_name}&quantiles=0.5,0.99&start={}&end={}&step=60&label.route=%2Fb",
+            m0 + 60,
+            m0 + 120
+        ),
     )?;
     assert_eq!(j["series"].as_array().map(Vec::len), Some(1), "{j}");
     assert_eq!(j["series"][0]["labels"], json!({ "route": "/b" }));
@@ -104,7 +109,11 @@ fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     assert_eq!(points[0]["quantiles"], json!({ "0.5": 150.0, "0.99": 199.0 }));
     let metrics = api(&stack, DEV_READ_KEY, "/api/v1/json/metrics")?;
     let mine = metrics["metrics"].as_array().unwrap().iter().find(|m| m["name"] == lat_name.as_str()).cloned();
-    assert_eq!(mine, Some(json!({ "name": lat_name, "kind": "gauge", "unit": "ms", "series": 2 })), "the other tenant's series are not counted");
+    assert_eq!(
+        mine,
+        Some(json!({ "name": lat_name, "kind": "gauge", "unit": "ms", "series": 2 })),
+        "the other tenant's series are not counted"
+    );
     let listed = api(&stack, DEV_READ_KEY, &format!("/api/v1/json/series?metric={lat_name}"))?;
     assert_eq!(listed["series"], json!([{ "route": "/a" }, { "route": "/b" }]));
 
@@ -124,7 +133,11 @@ fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     }
     let theirs = api(&stack, OTHER_READ_KEY, "/api/v1/label/route/values")?;
     assert_eq!(theirs["data"], json!(["/secret"]));
-    let theirs = api(&stack, OTHER_READ_KEY, &format!("/api/v1/query?query={}&time={}", encode(&format!(r#"{lat_name}{{quantile="1"}}[10m]"#)), m0 + 120))?;
+    let theirs = api(
+        &stack,
+        OTHER_READ_KEY,
+        &format!("/api/v1/query?query={}&time={}", encode(&format!(r#"{lat_name}{{quantile="1"}}[10m]"#)), m0 + 120),
+    )?;
     assert_eq!(theirs["data"]["result"][0]["value"][1], "5000", "{theirs}");
     Ok(())
 }

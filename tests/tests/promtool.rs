@@ -73,7 +73,8 @@ fn promtool_queries_the_dashboard_api() -> anyhow::Result<()> {
     // step's window holds no samples.
     let q = format!("histogram_quantile(0.5, sum({name}))");
     let (start, end) = ((m0 + 60).to_string(), (m0 + 120).to_string());
-    let out = ok(&["query", "range", "-o", "json", "--header", &bearer, "--start", &start, "--end", &end, "--step", "1m", &stack.dashboard, &q])?;
+    let out =
+        ok(&["query", "range", "-o", "json", "--header", &bearer, "--start", &start, "--end", &end, "--step", "1m", &stack.dashboard, &q])?;
     let got = by_label(&out, "quantile")?;
     assert_eq!(got, [(String::new(), json!([[m0 + 60, "100"]]))], "{out}");
 

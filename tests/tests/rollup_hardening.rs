@@ -82,7 +82,12 @@ fn one_series_in_another_unit_or_kind_does_not_fail_the_archive() -> anyhow::Res
         ],
         ..Default::default()
     };
-    let other = Batch { tenant: "other".into(), batch_id: unique("conflict-other"), points: vec![point(&other_metric, "ms", t, Value::Gauge(7.0), &[])], ..Default::default() };
+    let other = Batch {
+        tenant: "other".into(),
+        batch_id: unique("conflict-other"),
+        points: vec![point(&other_metric, "ms", t, Value::Gauge(7.0), &[])],
+        ..Default::default()
+    };
     let key = put_archive(now_ms - 1000, &unique("conflict"), vec![dev, other])?;
     rollup_until(&stack, Duration::from_secs(60), || Ok(applied_archive_keys(now_ms - 2000)?.contains(&key).then_some(())))?;
 

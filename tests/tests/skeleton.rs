@@ -12,9 +12,7 @@ fn a_gauge_and_a_histogram_go_all_the_way_to_a_p99() -> anyhow::Result<()> {
     let histogram = unique("skeleton.size");
     // A whole minute ago, so every point lands in one 1-minute bucket.
     let t0 = (now_nanos() / 60_000_000_000 - 1) * 60_000_000_000;
-    let points: Vec<_> = (1..=100)
-        .map(|v| json!({ "timeUnixNano": (t0 + v * 100_000_000).to_string(), "asDouble": v as f64 }))
-        .collect();
+    let points: Vec<_> = (1..=100).map(|v| json!({ "timeUnixNano": (t0 + v * 100_000_000).to_string(), "asDouble": v as f64 })).collect();
     let body = json!({ "resourceMetrics": [{
         "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "skeleton" } }] },
         "scopeMetrics": [{ "metrics": [

@@ -60,7 +60,11 @@ pub(crate) fn workerd_memory(group: u32) -> Result<(f64, f64)> {
         }
         let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
         let kib = |field: &str| -> f64 {
-            status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()).unwrap_or(0.0)
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+                .unwrap_or(0.0)
         };
         rss += kib("VmRSS:") / 1024.0;
         peak += kib("VmHWM:") / 1024.0;

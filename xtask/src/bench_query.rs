@@ -55,7 +55,13 @@ fn samples(from_s: u64, to_s: u64, per_minute: u64, seed: u64) -> Vec<(u64, f64)
 
 /// Median (wall ms, workerd CPU ms) per request over the rounds, and the
 /// body size, of the GETs `path(i)` for i in `requests`.
-fn measure(agent: &ureq::Agent, stack: &Stack, group: u32, mut path: impl FnMut(usize) -> String, want_cache: &str) -> Result<(f64, f64, usize)> {
+fn measure(
+    agent: &ureq::Agent,
+    stack: &Stack,
+    group: u32,
+    mut path: impl FnMut(usize) -> String,
+    want_cache: &str,
+) -> Result<(f64, f64, usize)> {
     let (mut walls, mut cpus, mut size) = (Vec::new(), Vec::new(), 0);
     let mut i = 0;
     for _ in 0..ROUNDS {
@@ -122,7 +128,13 @@ pub fn run() -> Result<()> {
         bail!("the rollup run answered {}", r.status());
     }
     let status = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let report: serde_json::Value = serde_json::from_str(&status.get(&format!("{}/status", stack.urls.rollup)).set("authorization", &format!("Bearer {}", crate::stack::DEV_STATUS_KEY)).call()?.into_string()?)?;
+    let report: serde_json::Value = serde_json::from_str(
+        &status
+            .get(&format!("{}/status", stack.urls.rollup))
+            .set("authorization", &format!("Bearer {}", crate::stack::DEV_STATUS_KEY))
+            .call()?
+            .into_string()?,
+    )?;
     if report["last_run"]["points"].as_u64() != Some(points as u64) {
         bail!("the rollup applied {} points, not {points}", report["last_run"]["points"]);
     }

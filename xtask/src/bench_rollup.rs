@@ -37,7 +37,13 @@ fn run_once(agent: &ureq::Agent, stack: &Stack, group: u32) -> Result<Run> {
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = settle(group)? - before;
-    let report: serde_json::Value = serde_json::from_str(&agent.get(&format!("{}/status", stack.urls.rollup)).set("authorization", &format!("Bearer {}", stack::DEV_STATUS_KEY)).call()?.into_string()?)?;
+    let report: serde_json::Value = serde_json::from_str(
+        &agent
+            .get(&format!("{}/status", stack.urls.rollup))
+            .set("authorization", &format!("Bearer {}", stack::DEV_STATUS_KEY))
+            .call()?
+            .into_string()?,
+    )?;
     let memory = crate::bench::workerd_memory(group)?;
     Ok(Run { wall, cpu, memory, report: report["last_run"].clone() })
 }

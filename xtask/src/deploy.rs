@@ -59,9 +59,22 @@ pub fn check(bundles: &[Bundle]) -> Result<()> {
 }
 
 pub fn report(bundles: &[Bundle]) {
-    eprintln!("{:<15} {:>12} {:>12}  limits: {} KiB (Free), {} KiB (Paid), compressed", "worker", "raw KiB", "gzip KiB", FREE_LIMIT / 1024, PAID_LIMIT / 1024);
+    eprintln!(
+        "{:<15} {:>12} {:>12}  limits: {} KiB (Free), {} KiB (Paid), compressed",
+        "worker",
+        "raw KiB",
+        "gzip KiB",
+        FREE_LIMIT / 1024,
+        PAID_LIMIT / 1024
+    );
     for b in bundles {
-        let fits = if b.gzip_bytes <= FREE_LIMIT { "fits Free" } else if b.gzip_bytes <= PAID_LIMIT { "needs Paid" } else { "TOO LARGE" };
+        let fits = if b.gzip_bytes <= FREE_LIMIT {
+            "fits Free"
+        } else if b.gzip_bytes <= PAID_LIMIT {
+            "needs Paid"
+        } else {
+            "TOO LARGE"
+        };
         eprintln!("{:<15} {:>12} {:>12}  {fits}", b.worker, b.raw_bytes / 1024, b.gzip_bytes / 1024);
     }
 }

@@ -58,7 +58,9 @@ fn main() -> Result<()> {
             let mut it = rest.into_iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
-                    "--requests" => requests = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--requests needs a number"))?,
+                    "--requests" => {
+                        requests = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--requests needs a number"))?
+                    }
                     "--only" => only = Some(it.next().ok_or_else(|| anyhow::anyhow!("--only needs a text"))?),
                     other => bail!("unknown option {other:?} for bench\n\n{HELP}"),
                 }
@@ -71,7 +73,9 @@ fn main() -> Result<()> {
             let mut it = rest.into_iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
-                    "--points" => points = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--points needs a number"))?,
+                    "--points" => {
+                        points = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--points needs a number"))?
+                    }
                     "--default-budget" => default_budget = true,
                     other => bail!("unknown option {other:?} for bench-rollup\n\n{HELP}"),
                 }

@@ -114,10 +114,8 @@ fn url(w: Worker, offset: u16) -> String {
 
 /// Applies `migrations/` to the local D1 database in `state`.
 pub fn migrate(root: &Path, state: &Path) -> Result<()> {
-    run(wrangler(root)
-        .args(["d1", "migrations", "apply", DATABASE, "--local", "--env", ROLLUP.name, "--persist-to"])
-        .arg(state))
-    .context("applying D1 migrations")
+    run(wrangler(root).args(["d1", "migrations", "apply", DATABASE, "--local", "--env", ROLLUP.name, "--persist-to"]).arg(state))
+        .context("applying D1 migrations")
 }
 
 impl Stack {

@@ -149,11 +149,10 @@ pub fn promtool(root: &Path) -> Result<PathBuf> {
     let download = dir.join("download");
     std::fs::create_dir_all(&download)?;
     // apt checks the package against the machine's signed Debian index.
-    let apt = Command::new("apt-get")
-        .args(["download", "-q", &format!("prometheus={PROMETHEUS_DEB_VERSION}")])
-        .current_dir(&download)
-        .status();
-    let from_apt = std::fs::read_dir(&download)?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb"));
+    let apt =
+        Command::new("apt-get").args(["download", "-q", &format!("prometheus={PROMETHEUS_DEB_VERSION}")]).current_dir(&download).status();
+    let from_apt =
+        std::fs::read_dir(&download)?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "deb"));
     let deb = match (apt, from_apt) {
         (Ok(status), Some(deb)) if status.success() => deb,
         _ => {

@@ -47,7 +47,13 @@ pub fn build_all(root: &Path, tools: &Tools) -> Result<()> {
 /// crate, `proto/`, the workspace manifest and lock file.
 fn up_to_date(root: &Path, w: &Worker, output: &Path) -> bool {
     let Ok(built) = std::fs::metadata(output).and_then(|m| m.modified()) else { return false };
-    let inputs = [root.join(w.name).join("src"), root.join(w.name).join("Cargo.toml"), root.join("proto"), root.join("Cargo.toml"), root.join("Cargo.lock")];
+    let inputs = [
+        root.join(w.name).join("src"),
+        root.join(w.name).join("Cargo.toml"),
+        root.join("proto"),
+        root.join("Cargo.toml"),
+        root.join("Cargo.lock"),
+    ];
     inputs.iter().all(|p| newest(p).is_some_and(|t| t <= built))
 }
 

@@ -23,7 +23,10 @@ pub enum Num {
     /// Merged samples and the quantile to read from them, if one was asked
     /// for (`name{quantile="φ"}`); without one only `histogram_quantile`
     /// and aggregations can use it.
-    Dist { agg: Box<Aggregate>, phi: Option<f64> },
+    Dist {
+        agg: Box<Aggregate>,
+        phi: Option<f64>,
+    },
 }
 
 /// One element of an instant vector during evaluation.

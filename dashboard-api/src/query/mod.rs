@@ -87,9 +87,7 @@ impl Times {
         let divides = |r: i64, x: f64| x.fract() == 0.0 && (x as i64).rem_euclid(r) == 0;
         let tiling = RESOLUTIONS
             .into_iter()
-            .find(|&r| {
-                divides(r, self.start) && self.step.is_none_or(|s| divides(r, s)) && windows.iter().all(|&w| divides(r, w))
-            })
+            .find(|&r| divides(r, self.start) && self.step.is_none_or(|s| divides(r, s)) && windows.iter().all(|&w| divides(r, w)))
             .unwrap_or(60);
         let widest = windows.iter().copied().fold(0.0, f64::max);
         RESOLUTIONS

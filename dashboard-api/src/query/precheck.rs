@@ -163,9 +163,7 @@ pub fn check(q: &str) -> Result<(), ApiError> {
             _ => {}
         }
         if operators > MAX_OPERATORS {
-            return Err(ApiError::BadData(format!(
-                "invalid query: more than {MAX_OPERATORS} operators; split it into several queries"
-            )));
+            return Err(ApiError::BadData(format!("invalid query: more than {MAX_OPERATORS} operators; split it into several queries")));
         }
         after_offset = false;
         i += 1;
@@ -194,12 +192,36 @@ mod tests {
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let bad = [
-            "up[1e30]", "rate(up[2e19])", "up offset inf", "up offset nan", "up[5m:1e30]", "up[1e400]",
-            "up offset -1e30", "up offset +inf", "up offset - inf", "up offset\n1e30", "up offset #c\n 1e30",
-            "up OFFSET 1e30", "up offset .5e30", "up offset+1e30", "up offset#c\n-#c\n1e30", "up offset 1.9e19",
-            "1 offset 1e30", "\"a\" offset 1e30", "(up[5m])[1e30]", "up[1e30] up", "up offset 1e30 +",
-            "up offset 1E30", "up offset 1.e30", "up[\t1e30\n]", "up[5m : 1e30 ]", "(up)[1e30:]",
-            "offset offset 1e30", "up offset NaN", "up offset Inf", "{__name__=\"offset\"} offset 1e30",
+            "up[1e30]",
+            "rate(up[2e19])",
+            "up offset inf",
+            "up offset nan",
+            "up[5m:1e30]",
+            "up[1e400]",
+            "up offset -1e30",
+            "up offset +inf",
+            "up offset - inf",
+            "up offset\n1e30",
+            "up offset #c\n 1e30",
+            "up OFFSET 1e30",
+            "up offset .5e30",
+            "up offset+1e30",
+            "up offset#c\n-#c\n1e30",
+            "up offset 1.9e19",
+            "1 offset 1e30",
+            "\"a\" offset 1e30",
+            "(up[5m])[1e30]",
+            "up[1e30] up",
+            "up offset 1e30 +",
+            "up offset 1E30",
+            "up offset 1.e30",
+            "up[\t1e30\n]",
+            "up[5m : 1e30 ]",
+            "(up)[1e30:]",
+            "offset offset 1e30",
+            "up offset NaN",
+            "up offset Inf",
+            "{__name__=\"offset\"} offset 1e30",
         ];
         let panicking: Vec<&str> = bad.iter().copied().filter(|q| parser_panics(q)).collect();
         std::panic::set_hook(hook);
@@ -213,9 +235,23 @@ mod tests {
     #[test]
     fn ordinary_queries_pass() {
         for q in [
-            "up[5m]", "up[5m:1m]", "up offset 5m", "up offset -1y2w", "up @ 1e400", "rate(x[1e9])", "up offset 1e9",
-            "up > 1e30", "up{a=\"offset 1e30\"}", "up # offset 1e30\n", "up{offset=\"1e30\"}", "sum by (offset) (up)",
-            "up[0x10]", "up offset 9223372036", "`[1e30]`", "'offset inf'", "up @ 5m",
+            "up[5m]",
+            "up[5m:1m]",
+            "up offset 5m",
+            "up offset -1y2w",
+            "up @ 1e400",
+            "rate(x[1e9])",
+            "up offset 1e9",
+            "up > 1e30",
+            "up{a=\"offset 1e30\"}",
+            "up # offset 1e30\n",
+            "up{offset=\"1e30\"}",
+            "sum by (offset) (up)",
+            "up[0x10]",
+            "up offset 9223372036",
+            "`[1e30]`",
+            "'offset inf'",
+            "up @ 5m",
             r#"histogram_quantile(0.99, sum by (route) (rate(http_server_duration_count{service_name=~"a.*"}[5m])))"#,
         ] {
             assert!(check(q).is_ok(), "{q}");

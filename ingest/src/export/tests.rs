@@ -5,7 +5,8 @@ const NOW: u64 = 1_800_000_000_000_000_000;
 const CTX: Context = Context { tenant: "dev", now_unix_nano: NOW, seed: 7 };
 
 fn metrics_json(points: &str) -> Vec<u8> {
-    format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#).into_bytes()
+    format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#)
+        .into_bytes()
 }
 
 #[test]

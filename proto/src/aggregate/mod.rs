@@ -372,9 +372,7 @@ fn deserialize(bytes: &[u8]) -> Result<Histogram<u64>, AggregateError> {
     if bytes.is_empty() {
         return Ok(new_histogram());
     }
-    let mut h: Histogram<u64> = Deserializer::new()
-        .deserialize(&mut &bytes[..])
-        .map_err(|e| AggregateError::Corrupt(format!("{e:?}")))?;
+    let mut h: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).map_err(|e| AggregateError::Corrupt(format!("{e:?}")))?;
     h.auto(true);
     Ok(h)
 }

@@ -95,7 +95,11 @@ mod tests {
     fn rows_round_trip() {
         let mut a = Aggregate::empty(true, "ms");
         for (i, v) in [3.0, -1.0, 250.5].into_iter().enumerate() {
-            a.add_point(&Point { time_unix_nano: 1_700_000_000_000_000_000 + i as u64 * 1_000_000, value: Some(Value::Gauge(v)), ..Default::default() });
+            a.add_point(&Point {
+                time_unix_nano: 1_700_000_000_000_000_000 + i as u64 * 1_000_000,
+                value: Some(Value::Gauge(v)),
+                ..Default::default()
+            });
         }
         let row = a.to_row();
         let back = Aggregate::from_row(&row).unwrap();

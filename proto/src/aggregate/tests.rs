@@ -119,7 +119,10 @@ fn distributions_and_counters() {
 
     let mut c = Aggregate::empty(false, "");
     for d in [3.0, 4.0] {
-        c.add_point(&Point { value: Some(Value::Counter(Counter { value: d, monotonic: true, ..Default::default() })), ..Default::default() });
+        c.add_point(&Point {
+            value: Some(Value::Counter(Counter { value: d, monotonic: true, ..Default::default() })),
+            ..Default::default()
+        });
     }
     assert_eq!((c.count, c.sum.value()), (2, 7.0));
     assert_eq!(c.quantile(0.5), None);
@@ -160,10 +163,16 @@ fn sums_are_compensated_across_points_and_merges() {
     // 2 + 8 + 1e100 − 1e100, as Prometheus' own test sums it: 10, not 0.
     let mut a = Aggregate::empty(false, "");
     for v in [2.0, 1e100, 8.0] {
-        a.add_point(&Point { value: Some(Value::Counter(Counter { value: v, monotonic: false, ..Default::default() })), ..Default::default() });
+        a.add_point(&Point {
+            value: Some(Value::Counter(Counter { value: v, monotonic: false, ..Default::default() })),
+            ..Default::default()
+        });
     }
     let mut b = Aggregate::empty(false, "");
-    b.add_point(&Point { value: Some(Value::Counter(Counter { value: -1e100, monotonic: false, ..Default::default() })), ..Default::default() });
+    b.add_point(&Point {
+        value: Some(Value::Counter(Counter { value: -1e100, monotonic: false, ..Default::default() })),
+        ..Default::default()
+    });
     a.merge(&b);
     assert_eq!(a.sum.value(), 10.0);
 }

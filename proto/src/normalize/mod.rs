@@ -95,11 +95,7 @@ impl Normalized {
     pub fn error_message(&self) -> String {
         let mut parts = self.reasons.clone();
         if self.truncated > 0 {
-            parts.push(format!(
-                "{} label values longer than {} bytes were cut",
-                self.truncated,
-                labels::MAX_VALUE_BYTES
-            ));
+            parts.push(format!("{} label values longer than {} bytes were cut", self.truncated, labels::MAX_VALUE_BYTES));
         }
         parts.join("; ")
     }

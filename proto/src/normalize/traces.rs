@@ -173,7 +173,12 @@ mod tests {
     #[test]
     fn broken_spans_are_rejected_one_by_one() {
         let t = NOW - MIN;
-        let n = run(&[span("a", 1, 0, t, t - 1), span("b", 1, 0, 0, t), span("c", 1, 0, t, t + 10 * 3600 * 1_000_000_000), span("d", 1, 0, t, t)]);
+        let n = run(&[
+            span("a", 1, 0, t, t - 1),
+            span("b", 1, 0, 0, t),
+            span("c", 1, 0, t, t + 10 * 3600 * 1_000_000_000),
+            span("d", 1, 0, t, t),
+        ]);
         assert_eq!(n.rejected, 3);
         assert_eq!(n.points().len(), 2, "the zero-length span counts");
         let msg = n.error_message();

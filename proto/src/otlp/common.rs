@@ -139,8 +139,7 @@ pub struct InstrumentationScope {
 /// OTLP JSON carries `bytes` fields (other than trace and span ids) in base64.
 fn opt_base64_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
     let s: Option<String> = Deserialize::deserialize(d)?;
-    s.map(|s| decode_base64(&s).ok_or_else(|| serde::de::Error::custom("invalid base64 in bytesValue")))
-        .transpose()
+    s.map(|s| decode_base64(&s).ok_or_else(|| serde::de::Error::custom("invalid base64 in bytesValue"))).transpose()
 }
 
 /// Standard or URL-safe base64, padding optional. Small enough to keep here

@@ -127,11 +127,9 @@ pub fn enum_any<'de, D: Deserializer<'de>>(d: D, names: &[&str]) -> Result<i32, 
     }
     match NumOrName::deserialize(d)? {
         NumOrName::Num(n) => i32::try_from(n).map_err(|_| de::Error::custom(format!("enum value {n} out of range"))),
-        NumOrName::Name(s) => names
-            .iter()
-            .position(|n| *n == s)
-            .map(|i| i as i32)
-            .ok_or_else(|| de::Error::custom(format!("unknown enum value {s:?}"))),
+        NumOrName::Name(s) => {
+            names.iter().position(|n| *n == s).map(|i| i as i32).ok_or_else(|| de::Error::custom(format!("unknown enum value {s:?}")))
+        }
         NumOrName::Null(()) => Ok(0),
     }
 }
@@ -165,8 +163,7 @@ where
         Err(E::custom(format!("{v} is not an integer")))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        v.parse()
-            .map_err(|_| E::custom(format!("invalid integer {v:?}")))
+        v.parse().map_err(|_| E::custom(format!("invalid integer {v:?}")))
     }
     fn visit_unit<E: de::Error>(self) -> Result<T, E> {
         Ok(T::default())
@@ -191,10 +188,7 @@ mod tests {
 
     #[test]
     fn integers_as_strings_or_numbers() {
-        let t: T = serde_json::from_str(
-            r#"{"a":"18446744073709551615","b":-5,"c":"Infinity","d":["1",2]}"#,
-        )
-        .unwrap();
+        let t: T = serde_json::from_str(r#"{"a":"18446744073709551615","b":-5,"c":"Infinity","d":["1",2]}"#).unwrap();
         assert_eq!(t.a, u64::MAX);
         assert_eq!(t.b, -5);
         assert!(t.c.is_infinite());

@@ -60,9 +60,7 @@ fn run(q: &str, t: f64, data: &[SeriesData]) -> Result<Value, ApiError> {
 fn values(v: &Value) -> Vec<(Vec<(&str, &str)>, f64)> {
     match v {
         Value::Scalar(x) => vec![(vec![], *x)],
-        Value::Vector(s) => {
-            s.iter().map(|s| (s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(), s.value)).collect()
-        }
+        Value::Vector(s) => s.iter().map(|s| (s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(), s.value)).collect(),
     }
 }
 
@@ -84,10 +82,7 @@ fn scalar_arithmetic_for_grafanas_connection_test() {
 #[test]
 fn quantile_of_a_distribution_over_the_default_window() {
     let v = run(r#"lat{quantile="0.99", service_name="api"}"#, 900.0, &latency()).unwrap();
-    assert_eq!(
-        values(&v),
-        [(vec![("__name__", "lat"), ("quantile", "0.99"), ("route", "/a"), ("service_name", "api")], 99.0)]
-    );
+    assert_eq!(values(&v), [(vec![("__name__", "lat"), ("quantile", "0.99"), ("route", "/a"), ("service_name", "api")], 99.0)]);
     // The window [t − 5m, t) at t = 690 holds only the first minute (1..=50).
     let v = run(r#"lat{quantile="1", service_name="api"}"#, 690.0, &latency()).unwrap();
     assert_eq!(values(&v)[0].1, 100.0, "the minute starting at 660 starts before 690");
@@ -120,7 +115,10 @@ fn aggregating_distributions_merges_histograms() {
     let hq = run("histogram_quantile(0.25, sum(lat))", 900.0, &data).unwrap();
     assert_eq!(values(&hq), [(vec![], 50.0)]);
     let per = run("histogram_quantile(0.99, lat)", 900.0, &data).unwrap();
-    assert_eq!(values(&per), [(vec![("route", "/a"), ("service_name", "api")], 99.0), (vec![("route", "/b"), ("service_name", "web")], 199.0)]);
+    assert_eq!(
+        values(&per),
+        [(vec![("route", "/a"), ("service_name", "api")], 99.0), (vec![("route", "/b"), ("service_name", "web")], 199.0)]
+    );
     // A distribution without a quantile has no single value.
     assert_eq!(run("lat", 900.0, &data).unwrap(), Value::Vector(vec![]));
 }
@@ -172,7 +170,10 @@ fn windows_shorter_than_a_bucket_take_its_rate() {
 fn count_and_sum_of_a_distribution_behave_as_counters() {
     let data = latency();
     let count = run("increase(lat_count[10m])", 900.0, &data).unwrap();
-    assert_eq!(values(&count), [(vec![("route", "/a"), ("service_name", "api")], 100.0), (vec![("route", "/b"), ("service_name", "web")], 100.0)]);
+    assert_eq!(
+        values(&count),
+        [(vec![("route", "/a"), ("service_name", "api")], 100.0), (vec![("route", "/b"), ("service_name", "web")], 100.0)]
+    );
     let mean = run("sum(rate(lat_sum[10m])) / sum(rate(lat_count[10m]))", 900.0, &data).unwrap();
     assert_eq!(values(&mean), [(vec![], 100.5)]);
 }
@@ -275,8 +276,18 @@ fn histogram_quantile_of_an_empty_distribution_is_nan() {
     // A gauge series whose bucket holds a count but no samples (as a
     // distribution point with a count and no buckets leaves it).
     let mut a = Aggregate::empty(true, "");
-    a.add_point(&Point { time_unix_nano: 600_000_000_000, value: Some(PV::Distribution(proto::point::Distribution { count: 3, ..Default::default() })), ..Default::default() });
-    let empty = SeriesData { prom_name: "d".into(), labels: vec![("x".into(), "1".into())], kind: Kind::Distribution, field: Field::Value, buckets: vec![(600, a)] };
+    a.add_point(&Point {
+        time_unix_nano: 600_000_000_000,
+        value: Some(PV::Distribution(proto::point::Distribution { count: 3, ..Default::default() })),
+        ..Default::default()
+    });
+    let empty = SeriesData {
+        prom_name: "d".into(),
+        labels: vec![("x".into(), "1".into())],
+        kind: Kind::Distribution,
+        field: Field::Value,
+        buckets: vec![(600, a)],
+    };
     let v = run("histogram_quantile(0.5, d)", 660.0, &[empty]).unwrap();
     let got = values(&v);
     assert_eq!(got.len(), 1, "the series is kept: {v:?}");

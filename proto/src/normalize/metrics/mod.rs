@@ -23,8 +23,8 @@ use super::labels::{count, labels_from, with_point, MAX_LABELS};
 use super::Normalized;
 use crate::otlp::common::KeyValue;
 use crate::otlp::metrics::{
-    metric::Data, number_data_point, temporality, ExponentialHistogramDataPoint,
-    ExportMetricsServiceRequest, HistogramDataPoint, NumberDataPoint, SummaryDataPoint,
+    metric::Data, number_data_point, temporality, ExponentialHistogramDataPoint, ExportMetricsServiceRequest, HistogramDataPoint,
+    NumberDataPoint, SummaryDataPoint,
 };
 use crate::point::{Counter, Distribution, Label, Point, Value};
 
@@ -101,9 +101,7 @@ impl Ctx<'_> {
                         Ok(v) if s.is_monotonic && v < 0.0 => {
                             out.reject(1, || format!("metric {name}: negative value {v} of a monotonic sum"))
                         }
-                        Ok(v) if cumulative && !s.is_monotonic => {
-                            self.emit(dp.attributes, dp.time_unix_nano, Value::Gauge(v), out)
-                        }
+                        Ok(v) if cumulative && !s.is_monotonic => self.emit(dp.attributes, dp.time_unix_nano, Value::Gauge(v), out),
                         Ok(v) => {
                             let c = Counter {
                                 value: v,
@@ -179,9 +177,8 @@ impl Ctx<'_> {
             time_unix_nano: time,
             value: Some(value),
         };
-        let total = |v: f64| {
-            Value::Counter(Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: dp.start_time_unix_nano })
-        };
+        let total =
+            |v: f64| Value::Counter(Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: dp.start_time_unix_nano });
         out.push(point(format!("{name}.count"), labels.clone(), total(dp.count as f64)));
         out.push(point(format!("{name}.sum"), labels.clone(), total(dp.sum)));
         for q in &dp.quantile_values {
@@ -275,12 +272,7 @@ fn explicit_histogram(dp: &HistogramDataPoint, cumulative: bool) -> Result<Distr
         return Ok(d);
     }
     if dp.bucket_counts.len() != bounds.len() + 1 {
-        return Err(format!(
-            "{} bucket counts for {} bounds (expected {})",
-            dp.bucket_counts.len(),
-            bounds.len(),
-            bounds.len() + 1
-        ));
+        return Err(format!("{} bucket counts for {} bounds (expected {})", dp.bucket_counts.len(), bounds.len(), bounds.len() + 1));
     }
     let total = dp.bucket_counts.iter().try_fold(0u64, |a, &c| a.checked_add(c));
     if total != Some(dp.count) {

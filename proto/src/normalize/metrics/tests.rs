@@ -60,8 +60,10 @@ fn non_finite_and_valueless_points_are_rejected_one_by_one() {
 fn names_longer_than_the_api_allows_are_rejected() {
     let long = "n".repeat(super::MAX_NAME_BYTES + 1);
     let ok = "n".repeat(super::MAX_NAME_BYTES);
-    let n = run(&format!(r#"{{"name":"{long}","gauge":{{"dataPoints":[{{"asDouble":1}},{{"asDouble":2}}]}}}},
-                           {{"name":"{ok}","gauge":{{"dataPoints":[{{"asDouble":3}}]}}}}"#));
+    let n = run(&format!(
+        r#"{{"name":"{long}","gauge":{{"dataPoints":[{{"asDouble":1}},{{"asDouble":2}}]}}}},
+                           {{"name":"{ok}","gauge":{{"dataPoints":[{{"asDouble":3}}]}}}}"#
+    ));
     assert_eq!((n.points().len(), n.rejected), (1, 2));
     assert!(n.error_message().contains("name longer than 255 bytes"), "{}", n.error_message());
     assert!(n.error_message().len() < 200, "the message does not repeat the name: {}", n.error_message());
@@ -78,9 +80,11 @@ fn delta_sum_is_a_counter() {
 
 #[test]
 fn cumulative_points_are_marked_for_the_rollup_and_missing_temporality_is_rejected() {
-    let n = run(r#"{"name":"a","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":7,"startTimeUnixNano":"1799998000000000000"}]}},
+    let n = run(
+        r#"{"name":"a","sum":{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{"asInt":7,"startTimeUnixNano":"1799998000000000000"}]}},
                    {"name":"level","sum":{"aggregationTemporality":2,"isMonotonic":false,"dataPoints":[{"asInt":-3}]}},
-                   {"name":"b","histogram":{"dataPoints":[{"count":0}]}}"#);
+                   {"name":"b","histogram":{"dataPoints":[{"count":0}]}}"#,
+    );
     assert_eq!(n.rejected, 1);
     assert!(n.error_message().contains("metric b: aggregation temporality is missing"));
     assert_eq!(
@@ -116,7 +120,9 @@ fn summaries_become_quantile_gauges_and_cumulative_count_and_sum() {
             (p.metric.as_str(), q, p.value.clone())
         })
         .collect();
-    let total = |v: f64| Some(Value::Counter(Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: 1_799_998_000_000_000_000 }));
+    let total = |v: f64| {
+        Some(Value::Counter(Counter { value: v, monotonic: true, cumulative: true, start_time_unix_nano: 1_799_998_000_000_000_000 }))
+    };
     assert_eq!(
         summary,
         [
