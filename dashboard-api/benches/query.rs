@@ -16,10 +16,9 @@ use dashboard_api::query::series::{labels_from_json, SeriesData};
 use dashboard_api::query::{self, eval, select, Times};
 use proto::aggregate::{Aggregate, Row};
 use proto::fixtures::latencies;
+use proto::heap::peak_of;
 use proto::point::{Distribution, Kind, Point, Value};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// A minute-aligned "now" that is not on an hour, so that a 7-day window
@@ -37,61 +36,8 @@ const HEAP_BUDGET: usize = 4 << 30;
 
 /// Counts live heap bytes so that the report can give each query's peak:
 /// the Worker's isolate has 128 MB, its wasm included.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let live = LIVE.fetch_add(n, Relaxed) + n;
-    PEAK.fetch_max(live, Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Relaxed);
-            }
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// `f`'s result and the most heap it held at once, above what was live before.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.load(Relaxed);
-    PEAK.store(base, Relaxed);
-    let out = f();
-    (out, PEAK.load(Relaxed).saturating_sub(base))
-}
+static HEAP: proto::heap::Counting = proto::heap::Counting;
 
 /// One minute of a latency series as the rollup aggregates it: 60 requests,
 /// one a second, each an exact sample (as spans give), drawn from the
@@ -150,11 +96,9 @@ fn week() -> (Answer, Answer) {
 /// Heap one decoded minute row holds.
 fn decoded_row_bytes() -> usize {
     let row = minute(0, END).to_row();
-    let before = LIVE.load(Relaxed);
-    let agg = Aggregate::from_row(&row).expect("stored row");
-    let held = LIVE.load(Relaxed).saturating_sub(before);
+    let (agg, held) = proto::heap::held_by(|| Aggregate::from_row(&row).expect("stored row"));
     drop(agg);
-    held
+    held.max(0) as usize
 }
 
 /// `n` series over the day before `END` plus the minute the first step's

@@ -16,6 +16,7 @@ pub mod decode;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod hash;
+pub mod heap;
 pub mod keys;
 pub mod names;
 pub mod normalize;

@@ -7,30 +7,11 @@
 //! A counting allocator measures the heap the live aggregates hold.
 
 use proto::aggregate::Aggregate;
+use proto::heap;
 use proto::point::{Point, Value};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static HEAP: proto::heap::Counting = proto::heap::Counting;
 
 /// A minute of 60 latencies between 1 and 4,000 ms, as the rollup builds it.
 fn minute(seed: u64) -> Aggregate {
@@ -53,15 +34,15 @@ fn a_week_of_minute_aggregates_fits_in_a_worker() {
     // full week takes half a minute.
     const MINUTES: u64 = 1000;
     let rows: Vec<_> = (0..MINUTES).map(|m| minute(m).to_row()).collect();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = heap::live() as isize;
     // Decoded as dashboard-api holds them for one query...
     let decoded: Vec<Aggregate> = rows.iter().map(|r| Aggregate::from_row(r).unwrap()).collect();
-    let per_minute = (LIVE.load(Ordering::Relaxed) - before) / MINUTES as isize;
+    let per_minute = (heap::live() as isize - before) / MINUTES as isize;
     assert!(per_minute < MAX_BYTES_PER_MINUTE, "a decoded minute holds {per_minute} bytes");
     // ...and built as the rollup holds an archive's buckets.
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = heap::live() as isize;
     let built: Vec<Aggregate> = (0..MINUTES).map(minute).collect();
-    let per_minute = (LIVE.load(Ordering::Relaxed) - before) / MINUTES as isize;
+    let per_minute = (heap::live() as isize - before) / MINUTES as isize;
     assert_eq!(built.len(), decoded.len());
     assert!(per_minute < MAX_BYTES_PER_MINUTE, "a built minute holds {per_minute} bytes");
     // Merging them all, as a long window's quantile does, is one aggregate.

@@ -15,34 +15,10 @@ use rollup::chunk::{self, Chunks};
 use rollup::plan;
 use rollup::prepare::{self, Target};
 use serde_json::json;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicIsize, Ordering};
-
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let now =
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed) + new_size as isize - layout.size() as isize;
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static HEAP: proto::heap::Counting = proto::heap::Counting;
 
 /// The peak heap one archive may take the rollup's core to.
 const MAX_PEAK: isize = 48 << 20;
@@ -105,24 +81,25 @@ fn request(points: usize, series: usize, resource: usize, value_bytes: usize) ->
 /// The peak heap above the start of reading `archive` and preparing every
 /// chunk's writes (into empty buckets, the most rows), and the points read.
 fn peak_of(archive: &[u8]) -> (isize, u64) {
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let mut points = 0;
-    let mut transactions = 0;
-    for chunk in Chunks::new(archive) {
-        let chunk = chunk.expect("readable");
-        for part in chunk::parts(&chunk.batches) {
-            transactions += 1;
-            let keyed = part.keyed;
-            let prepared = prepare::prepare(&keyed, &Target::own(&keyed), &HashMap::new());
-            let ids: HashMap<u32, i64> = (0..keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
-            let writes = plan::plan(&prepared.acc, &ids, &HashMap::new()).expect("planned");
-            assert!(!writes.is_empty());
-            points += prepared.acc.points;
+    let ((points, transactions), peak) = proto::heap::peak_of(|| {
+        let mut points = 0;
+        let mut transactions = 0;
+        for chunk in Chunks::new(archive) {
+            let chunk = chunk.expect("readable");
+            for part in chunk::parts(&chunk.batches) {
+                transactions += 1;
+                let keyed = part.keyed;
+                let prepared = prepare::prepare(&keyed, &Target::own(&keyed), &HashMap::new());
+                let ids: HashMap<u32, i64> = (0..keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
+                let writes = plan::plan(&prepared.acc, &ids, &HashMap::new()).expect("planned");
+                assert!(!writes.is_empty());
+                points += prepared.acc.points;
+            }
         }
-    }
+        (points, transactions)
+    });
     eprintln!("  {transactions} transactions");
-    (PEAK.load(Ordering::Relaxed) - before, points)
+    (peak as isize, points)
 }
 
 fn mb(bytes: isize) -> f64 {
