@@ -175,7 +175,7 @@ struct Case<'a> {
 
 /// Prints what each query reads and the heap it peaks at, and returns how
 /// long each took, to size the measurements.
-fn report(cases: &[Case]) -> Vec<Duration> {
+fn report(cases: &[Case<'_>]) -> Vec<Duration> {
     println!("what each query reads, and the heap it peaks at (one run each, before the timings):");
     println!("| query | rows | samples blobs | peak heap | peak heap per row | first value |");
     println!("| --- | --- | --- | --- | --- | --- |");

@@ -97,7 +97,7 @@ pub fn to_json(points: &[DataPoint]) -> String {
         blobs: &'a [String],
         doubles: &'a [f64],
     }
-    let js: Vec<Js> = points.iter().map(|p| Js { indexes: [&p.index], blobs: &p.blobs, doubles: &p.doubles }).collect();
+    let js: Vec<Js<'_>> = points.iter().map(|p| Js { indexes: [&p.index], blobs: &p.blobs, doubles: &p.doubles }).collect();
     serde_json::to_string(&js).unwrap_or_else(|_| "[]".into())
 }
 

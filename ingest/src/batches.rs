@@ -155,7 +155,7 @@ impl Strings {
 
 /// Adds one group's points to `out` as encoded batches of at most
 /// `max_bytes`; returns how many points did not fit any.
-fn group_batches(batch: &BatchOf, group: Group, max_bytes: usize, out: &mut Vec<Vec<u8>>) -> usize {
+fn group_batches(batch: &BatchOf<'_>, group: Group, max_bytes: usize, out: &mut Vec<Vec<u8>>) -> usize {
     let Group { labels, mut points } = group;
     let mut oversized = 0;
     let common = common_labels(&points);

@@ -74,7 +74,7 @@ pub fn request_id(tenant: &str, body: &[u8], fresh: Option<(u64, u64)>) -> Strin
 }
 
 /// Decodes, normalizes and packages an OTLP export of `signal`.
-pub fn export(signal: Signal, ctx: &Context, body: &[u8], encoding: Encoding) -> Result<Accepted, IngestError> {
+pub fn export(signal: Signal, ctx: &Context<'_>, body: &[u8], encoding: Encoding) -> Result<Accepted, IngestError> {
     use proto::{decode, normalize};
     let now = ctx.now_unix_nano;
     let normalized = match signal {
@@ -86,7 +86,7 @@ pub fn export(signal: Signal, ctx: &Context, body: &[u8], encoding: Encoding) ->
     Ok(package(signal, ctx, &id, normalized, encoding))
 }
 
-fn package(signal: Signal, ctx: &Context, request_id: &str, normalized: Normalized, encoding: Encoding) -> Accepted {
+fn package(signal: Signal, ctx: &Context<'_>, request_id: &str, normalized: Normalized, encoding: Encoding) -> Accepted {
     let mut message = normalized.error_message();
     let data_points = analytics::data_points(ctx.tenant, &normalized.groups);
     let points = normalized.len();

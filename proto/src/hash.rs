@@ -6,7 +6,7 @@
 pub fn hash128(parts: &[&[u8]]) -> u128 {
     let (mut a, mut b) = (0x243f_6a88_85a3_08d3u64, 0x1319_8a2e_0370_7344u64);
     let mut mix = |w: u64| {
-        a = (a.rotate_left(5) ^ w).wrapping_mul(0x51_7cc1_b727_220a_95);
+        a = (a.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
         b = (b ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31);
     };
     for part in parts {

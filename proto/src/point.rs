@@ -264,6 +264,31 @@ impl Kind {
     }
 }
 
+/// Labels as canonical JSON (an object with sorted keys): the series key the
+/// catalog stores and dashboard-api matches on.
+pub fn labels_json(labels: &[Label]) -> String {
+    let pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
+    pairs_json(&pairs)
+}
+
+/// [`labels_json`] of borrowed (key, value) pairs sorted by key, with
+/// unique keys: `{"k":"v",…}`, strings escaped as serde_json escapes them.
+pub fn pairs_json(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(2 + pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Serializing a &str into a String cannot fail.
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
+        out.push(':');
+        out.push_str(&serde_json::to_string(v).unwrap_or_default());
+    }
+    out.push('}');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,29 +342,4 @@ mod tests {
         assert_eq!(merge_labels(&[], &own), own);
         assert_eq!(merge_labels(&shared, &[]), shared);
     }
-}
-
-/// Labels as canonical JSON (an object with sorted keys): the series key the
-/// catalog stores and dashboard-api matches on.
-pub fn labels_json(labels: &[Label]) -> String {
-    let pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.key.as_str(), l.value.as_str())).collect();
-    pairs_json(&pairs)
-}
-
-/// [`labels_json`] of borrowed (key, value) pairs sorted by key, with
-/// unique keys: `{"k":"v",…}`, strings escaped as serde_json escapes them.
-pub fn pairs_json(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(2 + pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>());
-    out.push('{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // Serializing a &str into a String cannot fail.
-        out.push_str(&serde_json::to_string(k).unwrap_or_default());
-        out.push(':');
-        out.push_str(&serde_json::to_string(v).unwrap_or_default());
-    }
-    out.push('}');
-    out
 }

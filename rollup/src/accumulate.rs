@@ -52,7 +52,7 @@ impl Accumulator {
     /// The tenants whose buckets this writes include one that dashboard-api
     /// may have cached a response from (see [`proto::aggregate::late_write`]):
     /// their cache generation must move on.
-    pub fn late_tenants(&self, series: &[Series], now_s: i64) -> Vec<String> {
+    pub fn late_tenants(&self, series: &[Series<'_>], now_s: i64) -> Vec<String> {
         let mut tenants: Vec<String> = self
             .series
             .iter()

@@ -144,7 +144,7 @@ mod tests {
         .encode_to_vec()
     }
 
-    fn ids(chunks: Chunks) -> Vec<(Vec<String>, bool)> {
+    fn ids(chunks: Chunks<'_>) -> Vec<(Vec<String>, bool)> {
         chunks.map(|c| c.unwrap()).map(|c| (c.batches.into_iter().map(|b| b.batch_id).collect(), c.last)).collect()
     }
 

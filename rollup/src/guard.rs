@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn new_series_beyond_the_limit_fold_into_the_overflow_series() {
-        let mut series: Vec<Series> = keys("m", 10).into_iter().chain(keys("other", 3)).collect();
+        let mut series: Vec<Series<'_>> = keys("m", 10).into_iter().chain(keys("other", 3)).collect();
         let new: Vec<u32> = (0..13).rev().collect();
         let counts = HashMap::from([(("t".to_string(), "m".to_string()), 4)]);
         let folded = fold(&mut series, &new, &counts, 6);

@@ -39,7 +39,7 @@ impl Target {
     /// Every series of `keyed` into itself, in its own kind and unit: the
     /// targets when the catalog has just created every series (and for
     /// benchmarks and tests).
-    pub fn own(keyed: &Keyed) -> Vec<Target> {
+    pub fn own(keyed: &Keyed<'_>) -> Vec<Target> {
         keyed.series.iter().enumerate().map(|(i, s)| Target { series: i as u32, kind: s.kind, unit: s.unit.to_owned() }).collect()
     }
 }
@@ -82,7 +82,7 @@ pub struct Prepared {
 
 /// Hashes of the series that have cumulative points, whose states must be
 /// read first.
-pub fn cumulative_hashes(keyed: &Keyed) -> Vec<String> {
+pub fn cumulative_hashes(keyed: &Keyed<'_>) -> Vec<String> {
     let mut out: Vec<String> =
         keyed.points.iter().filter(|(_, p)| cumulative::is_cumulative(p)).map(|(i, _)| keyed.series[*i as usize].hash_hex()).collect();
     out.sort_unstable();
@@ -96,7 +96,7 @@ pub fn cumulative_hashes(keyed: &Keyed) -> Vec<String> {
 /// series keeps its own running total. `acc.points` counts every point of
 /// the chunk, including cumulative ones that add nothing new and those set
 /// aside.
-pub fn prepare(keyed: &Keyed, targets: &[Target], states: &HashMap<String, StoredState>) -> Prepared {
+pub fn prepare(keyed: &Keyed<'_>, targets: &[Target], states: &HashMap<String, StoredState>) -> Prepared {
     let mut out = Prepared::default();
     for reason in &keyed.unreadable {
         out.set_aside.add(reason.clone());
@@ -162,7 +162,7 @@ mod tests {
         vec![Batch { tenant: "t".into(), batch_id: "b".into(), points, ..Default::default() }]
     }
 
-    fn own(keyed: &Keyed) -> Vec<Target> {
+    fn own(keyed: &Keyed<'_>) -> Vec<Target> {
         Target::own(keyed)
     }
 

@@ -269,7 +269,7 @@ async fn apply_part(
     cutoffs: &Cutoffs,
 ) -> Result<(u64, prepare::SetAside), RollupError> {
     let batch_ids = dedup::ids(batches);
-    let all: Vec<(u32, &Series)> = keyed.series.iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
+    let all: Vec<(u32, &Series<'_>)> = keyed.series.iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
     // Series already in the catalog; new ones are admitted up to the
     // metric's limit and the rest folded into its overflow series.
     let mut catalog = store::lookup_series(db, &all).await?;
@@ -281,7 +281,7 @@ async fn apply_part(
     let counts = store::series_counts(db, &metrics).await?;
     let before = keyed.series.len() as u32;
     let folded = guard::fold(&mut keyed.series, &new, &counts, config.max_series_per_metric);
-    let create: Vec<(u32, &Series)> = new
+    let create: Vec<(u32, &Series<'_>)> = new
         .iter()
         .copied()
         .filter(|i| !folded.contains_key(i))

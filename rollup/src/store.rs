@@ -334,6 +334,7 @@ pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<Has
 /// for the archive's last chunk, the archive), all in one transaction:
 /// either every row and the ledger entries change, or nothing does. A batch id another run recorded meanwhile fails
 /// the transaction (primary key), so a batch is never applied twice.
+#[allow(clippy::too_many_arguments)] // one transaction's parts; storage v2 splits this module by table
 pub async fn apply(
     db: &D1Database,
     lease: D1PreparedStatement,

@@ -26,7 +26,9 @@ fn bad_requests_get_the_otlp_status_they_deserve() -> anyhow::Result<()> {
     let pb = ("content-type", "application/x-protobuf");
     let big = vec![b' '; 5 << 20];
     let bomb = gzip(&vec![b' '; 40 << 20]);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (case, path, headers, body, status, message)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("unknown path", "/v1/nope", vec![json], b"{}".to_vec(), 404, "no endpoint"),
         ("wrong content type", "/v1/metrics", vec![("content-type", "text/html")], b"{}".to_vec(), 415, "unsupported content type"),
         ("no content type", "/v1/traces", vec![], b"{}".to_vec(), 415, "unsupported content type"),

@@ -78,8 +78,8 @@ fn the_python_sdk_exports_everything_and_each_point_is_archived_once() -> anyhow
     let totals = loop {
         run_rollup(&stack)?;
         for key in applied_archive_keys(since_ms)? {
-            if !read.contains_key(&key) {
-                let archive = read_archive(&key)?;
+            if let std::collections::btree_map::Entry::Vacant(slot) = read.entry(key) {
+                let archive = read_archive(slot.key())?;
                 // Points with their full label sets (shared ones merged back).
                 let mine = archive
                     .batches
@@ -88,7 +88,7 @@ fn the_python_sdk_exports_everything_and_each_point_is_archived_once() -> anyhow
                     .flat_map(|b| b.points.iter().map(move |p| Point { labels: b.labels_of(p), ..p.clone() }))
                     .filter(|p| label(p, "service.name") == Some(service.as_str()))
                     .collect();
-                read.insert(key, mine);
+                slot.insert(mine);
             }
         }
         let mut totals = Totals::default();

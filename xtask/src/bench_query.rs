@@ -154,7 +154,8 @@ pub fn run() -> Result<()> {
         format!("/api/v1/query_range?query={q}&start={}&end={to}&step=60", to - day)
     };
 
-    let cases: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    type Case<'a> = (&'a str, Box<dyn Fn(usize) -> String + 'a>);
+    let cases: Vec<Case<'_>> = vec![
         ("p99 over 7 days of minute histograms, 1 series (instant query)", Box::new(week_at)),
         ("24 h query_range at 1 min, p99 of each of 100 series", Box::new(|i| range(&per_series, i))),
         ("24 h query_range at 1 min, p99 of the 100 series merged", Box::new(|i| range(&merged, i))),

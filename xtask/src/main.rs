@@ -10,8 +10,10 @@ commands:
   dev      install missing tools, build the three Workers, apply migrations and
            run the whole stack locally (ingest :8787, rollup :8788, dashboard-api :8789)
              --state DIR   local state folder (default .wrangler/state)
-  test     run every test: unit tests, then the end-to-end suite against a fresh local stack
-             --only NAME   only the end-to-end test file tests/tests/NAME.rs (no unit tests)
+  test     run every test: the format and lint gates, unit tests, then the end-to-end
+           suite against a fresh local stack
+             --only NAME   only the end-to-end test file tests/tests/NAME.rs (no gates, no unit tests)
+  lint     only the gates: cargo fmt --check and cargo clippy with warnings denied
   bench    load-run the local stack and report workerd CPU time per ingest request
              --requests N  requests per payload (default 100)
              --only TEXT   only the payloads whose name contains TEXT
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
             }
             xtask::dev::run(state)
         }
+        "lint" => xtask::test::gates(&xtask::root()),
         "test" => {
             let mut only = None;
             let mut it = rest.into_iter();

@@ -27,6 +27,19 @@ pub const MAX_DELETES_PER_RUN: u64 = 50;
 /// `cargo xtask dev` does not get in the way.
 pub const PORT_OFFSET: u16 = 10_000;
 
+/// The format and lint gates: a diff from `rustfmt.toml` or any clippy
+/// warning (the workspace's lints in `Cargo.toml` included) fails the run,
+/// as a failing test does.
+pub fn gates(root: &std::path::Path) -> Result<()> {
+    step("format gate (cargo fmt --check)");
+    crate::run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]).current_dir(root))
+        .context("the code is not formatted as rustfmt.toml says: run `cargo fmt --all`")?;
+    step("lint gate (cargo clippy, warnings denied)");
+    crate::run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]).current_dir(root))
+        .context("clippy found warnings")?;
+    Ok(())
+}
+
 /// Every test, or with `only` just the end-to-end file `tests/tests/<only>.rs`.
 pub fn run(only: Option<&str>) -> Result<()> {
     let started = Instant::now();
@@ -40,6 +53,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
             bail!("no end-to-end test file tests/tests/{name}.rs");
         }
     } else {
+        gates(&root)?;
         step("unit tests (native)");
         crate::run(Command::new("cargo").args(["test", "--workspace", "--exclude", "e2e"]).current_dir(&root))?;
     }

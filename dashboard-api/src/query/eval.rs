@@ -71,7 +71,7 @@ pub struct Env<'a> {
 }
 
 /// Evaluates `expr` at unix time `t`.
-pub fn eval(expr: &Expr, t: f64, env: &Env) -> Result<Value, ApiError> {
+pub fn eval(expr: &Expr, t: f64, env: &Env<'_>) -> Result<Value, ApiError> {
     let mut next = 0;
     Ok(match eval_at(expr, t, env, &mut next, false)? {
         Inner::Scalar(v) => Value::Scalar(v),
@@ -85,7 +85,7 @@ pub fn eval(expr: &Expr, t: f64, env: &Env) -> Result<Value, ApiError> {
 
 /// `samples`: inside histogram_quantile(), where a gauge stands for the
 /// histogram of its samples rather than its latest value.
-fn eval_at(expr: &Expr, t: f64, env: &Env, next: &mut usize, samples: bool) -> Result<Inner, ApiError> {
+fn eval_at(expr: &Expr, t: f64, env: &Env<'_>, next: &mut usize, samples: bool) -> Result<Inner, ApiError> {
     match expr {
         Expr::NumberLiteral(n) => Ok(Inner::Scalar(n.val)),
         Expr::Paren(p) => eval_at(&p.expr, t, env, next, samples),
@@ -115,7 +115,7 @@ fn eval_at(expr: &Expr, t: f64, env: &Env, next: &mut usize, samples: bool) -> R
     }
 }
 
-fn take<'a>(env: &'a Env, next: &mut usize) -> Result<(&'a Selection, &'a [SeriesData]), ApiError> {
+fn take<'a>(env: &'a Env<'_>, next: &mut usize) -> Result<(&'a Selection, &'a [SeriesData]), ApiError> {
     let (sel, series) = env.fetched.get(*next).ok_or_else(|| ApiError::Execution("internal: selection not fetched".into()))?;
     *next += 1;
     Ok((sel, series))
@@ -162,7 +162,7 @@ fn named(s: &SeriesData) -> Labels {
     labels
 }
 
-fn call(c: &Call, t: f64, env: &Env, next: &mut usize) -> Result<Inner, ApiError> {
+fn call(c: &Call, t: f64, env: &Env<'_>, next: &mut usize) -> Result<Inner, ApiError> {
     let args = &c.args.args;
     match c.func.name {
         "rate" | "increase" => {

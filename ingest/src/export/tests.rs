@@ -2,7 +2,7 @@ use super::*;
 use prost::Message;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
-const CTX: Context = Context { tenant: "dev", now_unix_nano: NOW, seed: 7 };
+const CTX: Context<'static> = Context { tenant: "dev", now_unix_nano: NOW, seed: 7 };
 
 fn metrics_json(points: &str) -> Vec<u8> {
     format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#)

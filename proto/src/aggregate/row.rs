@@ -28,7 +28,7 @@ pub fn blob<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D
     struct Blob;
     impl<'de> serde::de::Visitor<'de> for Blob {
         type Value = Option<Vec<u8>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("bytes, an array of bytes, or null")
         }
         fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {

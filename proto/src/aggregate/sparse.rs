@@ -134,7 +134,7 @@ impl Sparse {
         let mut h = super::new_histogram();
         for &(key, count) in &self.buckets {
             if h.record_n(key, count).is_err() {
-                let _ = h.saturating_record_n(key, count);
+                h.saturating_record_n(key, count);
             }
         }
         h

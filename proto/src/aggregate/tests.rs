@@ -39,10 +39,10 @@ fn integer_data_reads_back_exactly() {
 
 #[test]
 fn quantiles_stay_within_a_tenth_of_a_percent() {
-    for (unit, lo, hi) in [("ms", 0.001, 60_000.0), ("s", 1e-6, 7200.0), ("", 0.001, 1e9), ("By", 1.0, 1e12)] {
+    for (unit, lo, hi) in [("ms", 0.001_f64, 60_000.0_f64), ("s", 1e-6, 7200.0), ("", 0.001, 1e9), ("By", 1.0, 1e12)] {
         let mut seed = 7;
         // Log-uniform over the range: every order of magnitude gets samples.
-        let values: Vec<f64> = (0..5000).map(|_| lo * (hi / lo as f64).powf(lcg(&mut seed))).collect();
+        let values: Vec<f64> = (0..5000).map(|_| lo * (hi / lo).powf(lcg(&mut seed))).collect();
         let a = gauges(values.iter().copied(), unit);
         for phi in [0.001, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999] {
             let got = a.quantile(phi).unwrap();

@@ -19,7 +19,7 @@ pub fn vec_u64_any<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error
     struct SeqVisitor;
     impl<'de> Visitor<'de> for SeqVisitor {
         type Value = Vec<u64>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a list of unsigned integers")
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -44,7 +44,7 @@ pub fn f64_any<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     struct F64Visitor;
     impl Visitor<'_> for F64Visitor {
         type Value = f64;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a number")
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
@@ -102,7 +102,7 @@ where
 pub fn hex_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     let s: Option<String> = Deserialize::deserialize(d)?;
     let s = s.unwrap_or_default();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(de::Error::custom(format!("id {s:?} is not an even number of hex digits")));
     }
     (0..s.len())
@@ -143,7 +143,7 @@ where
     T: TryFrom<u64> + TryFrom<i64> + std::str::FromStr + Default,
 {
     type Value = T;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an integer, as a number or a decimal string")
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
