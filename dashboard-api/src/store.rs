@@ -7,40 +7,24 @@ use crate::error::ApiError;
 use crate::query::select::Selection;
 use crate::query::series::{labels_from_json, SeriesData};
 use proto::aggregate::{Aggregate, Row};
+use proto::d1::{Db, MAX_PARAMS};
 use proto::point::Kind;
 use serde::Deserialize;
 use std::collections::HashMap;
 use worker::wasm_bindgen::JsValue;
-use worker::D1Database;
-
-const MAX_PARAMS: usize = 100;
 
 fn unavailable(e: worker::Error) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
-/// Runs a read, retrying twice after a short pause if D1 fails: reads are
-/// idempotent, and D1 reports transient failures (a busy database, a lost
-/// connection) as errors worth retrying. What is still failing is
-/// `unavailable` (503), which clients retry later.
-async fn read<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+/// Runs a read through [`proto::d1::retried`]: what is still failing after
+/// the retries is `unavailable` (503), which clients retry later.
+async fn read<T, F, Fut>(attempt: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = worker::Result<T>>,
 {
-    let mut pause_ms = 50;
-    let mut tries = 0;
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) if tries == 2 => return Err(unavailable(e)),
-            Err(_) => {
-                tries += 1;
-                worker::Delay::from(std::time::Duration::from_millis(pause_ms)).await;
-                pause_ms *= 4;
-            }
-        }
-    }
+    proto::d1::retried(attempt).await.map_err(unavailable)
 }
 
 /// Catalog rows read per statement: a row's labels can be 74 KB.
@@ -50,7 +34,7 @@ const CATALOG_PAGE: usize = 200;
 /// page by page in id order, each handed to `row` until it returns
 /// `false` or `max_rows` have been read; returns whether rows were left.
 async fn catalog_rows(
-    db: &D1Database,
+    db: &Db,
     tenant: &str,
     names: Option<&[String]>,
     max_rows: usize,
@@ -77,7 +61,7 @@ async fn catalog_rows(
         };
         let sql =
             format!("SELECT id, prom_name, labels, kind, unit FROM series WHERE tenant = ?1 AND id > ?2{filter} ORDER BY id LIMIT ?3");
-        let rows = read(|| async { db.prepare(&sql).bind(&params)?.all().await?.results::<SeriesRow>() }).await?;
+        let rows = read(|| async { db.one(db.prepare(&sql, &params)?).await?.results::<SeriesRow>() }).await?;
         let full = rows.len() == CATALOG_PAGE;
         for r in rows {
             after = r.id;
@@ -101,7 +85,7 @@ async fn catalog_rows(
 /// selections share one catalog scan and one batch of aggregate reads, and
 /// every budget ([`budget`]) is checked before what it bounds is read.
 pub async fn fetch(
-    db: &D1Database,
+    db: &Db,
     tenant: &str,
     selections: &[Selection],
     from: &[f64],
@@ -171,7 +155,7 @@ pub async fn fetch(
         queries.push((sql, params));
     }
     let results = read(|| async {
-        let statements = queries.iter().map(|(sql, params)| db.prepare(sql).bind(params)).collect::<worker::Result<Vec<_>>>()?;
+        let statements = queries.iter().map(|(sql, params)| db.prepare(sql, params)).collect::<worker::Result<Vec<_>>>()?;
         db.batch(statements).await?.iter().map(|r| r.results::<AggRow>()).collect::<worker::Result<Vec<_>>>()
     })
     .await?;
@@ -202,7 +186,7 @@ pub async fn fetch(
 /// The tenant's catalog in the exposed spelling: of the exposed `names`
 /// if given, at most `max_rows` rows, sorted by name and labels; and
 /// whether rows were left out.
-pub async fn catalog(db: &D1Database, tenant: &str, names: Option<&[String]>, max_rows: usize) -> Result<(Vec<Entry>, bool), ApiError> {
+pub async fn catalog(db: &Db, tenant: &str, names: Option<&[String]>, max_rows: usize) -> Result<(Vec<Entry>, bool), ApiError> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut cut = false;
     let chunks: Vec<Option<&[String]>> = match names {
@@ -227,20 +211,20 @@ pub async fn catalog(db: &D1Database, tenant: &str, names: Option<&[String]>, ma
 
 /// The tenant's metrics with their series counts, counted by D1 (at most
 /// 10,000 names).
-pub async fn metrics(db: &D1Database, tenant: &str) -> Result<Vec<crate::json_api::Metric>, ApiError> {
+pub async fn metrics(db: &Db, tenant: &str) -> Result<Vec<crate::json_api::Metric>, ApiError> {
     let sql = "SELECT prom_name AS name, kind, unit, COUNT(*) AS series FROM series WHERE tenant = ?1 \
                GROUP BY prom_name, kind, unit ORDER BY prom_name LIMIT 10000";
-    read(|| async { db.prepare(sql).bind(&[tenant.into()])?.all().await?.results::<crate::json_api::Metric>() }).await
+    read(|| async { db.one(db.prepare(sql, &[tenant.into()])?).await?.results::<crate::json_api::Metric>() }).await
 }
 
 /// The tenant's cache generation (0 before the rollup first sets it); see
 /// [`crate::cache`].
-pub async fn generation(db: &D1Database, tenant: &str) -> Result<u64, ApiError> {
+pub async fn generation(db: &Db, tenant: &str) -> Result<u64, ApiError> {
     #[derive(Deserialize)]
     struct GenerationRow {
         generation: f64,
     }
     let sql = "SELECT generation FROM cache_generation WHERE tenant = ?1";
-    let row = read(|| async { db.prepare(sql).bind(&[tenant.into()])?.first::<GenerationRow>(None).await }).await?;
-    Ok(row.map_or(0, |r| r.generation as u64))
+    let rows = read(|| async { db.one(db.prepare(sql, &[tenant.into()])?).await?.results::<GenerationRow>() }).await?;
+    Ok(rows.first().map_or(0, |r| r.generation as u64))
 }

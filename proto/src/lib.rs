@@ -12,6 +12,8 @@
 
 pub mod aggregate;
 pub mod archive;
+#[cfg(feature = "d1")]
+pub mod d1;
 pub mod decode;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

@@ -15,8 +15,9 @@
 
 use crate::error::{Blame, Context, RollupError};
 use crate::store;
+use proto::d1::Db;
 use serde::Serialize;
-use worker::{Bucket, D1Database};
+use worker::Bucket;
 
 /// Consecutive failing runs after which an archive is set aside.
 pub const AFTER_RUNS: u32 = 3;
@@ -53,13 +54,7 @@ pub fn key_for(archive_key: &str) -> String {
 
 /// Counts a failed run of `key`; once it has failed the same way
 /// [`AFTER_RUNS`] times in a row, moves it to quarantine.
-pub async fn after_failure(
-    db: &D1Database,
-    bucket: &Bucket,
-    key: &str,
-    error: &str,
-    now_ms: u64,
-) -> Result<Option<Quarantined>, RollupError> {
+pub async fn after_failure(db: &Db, bucket: &Bucket, key: &str, error: &str, now_ms: u64) -> Result<Option<Quarantined>, RollupError> {
     if store::record_failure(db, key, error, now_ms).await? < AFTER_RUNS {
         return Ok(None);
     }

@@ -43,7 +43,7 @@ pub fn authorize(secret: Option<&str>, authorization: Option<&str>) -> Result<()
 /// The body of `/status`: the last run's report, the archives that failed
 /// (still failing or quarantined) and the dead letters waiting.
 pub async fn body(env: &Env) -> Result<serde_json::Value, RollupError> {
-    let db = env.d1(DB).during("D1 binding")?;
+    let db = proto::d1::Db::new(env.d1(DB).during("D1 binding")?);
     let bucket = env.bucket(ARCHIVES).during("R2 binding")?;
     let last: Option<serde_json::Value> = store::state(&db, "last_run").await?.and_then(|s| serde_json::from_str(&s).ok());
     let (failures, quarantined) = store::failures(&db, LISTED_FAILURES).await?;

@@ -1,6 +1,6 @@
-//! The rollup's D1 statements. Every value is a bound parameter; integers are
-//! bound as JavaScript numbers (exact to 2^53), never as BigInt, which D1
-//! rejects.
+//! The rollup's D1 statements. Every value is a bound parameter, bound
+//! through [`proto::d1`], which also keeps the account of rows read and
+//! written.
 
 use crate::accumulate::Slot;
 use crate::error::{Context, RollupError};
@@ -10,44 +10,20 @@ use crate::retention::{Cutoffs, Expired};
 use crate::series::Series;
 use prost::Message;
 use proto::aggregate::{AggregateError, Row};
+use proto::d1::{blob, num, opt, placeholders, Db, MAX_PARAMS};
 use proto::point::Kind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use worker::wasm_bindgen::JsValue;
-use worker::{js_sys, D1Database, D1PreparedStatement};
+use worker::D1PreparedStatement;
 
-/// D1 allows 100 bound parameters per statement.
-const MAX_PARAMS: usize = 100;
-
-fn num(v: f64) -> JsValue {
-    JsValue::from_f64(v)
-}
-
-fn opt(v: Option<f64>) -> JsValue {
-    v.map_or(JsValue::NULL, JsValue::from_f64)
-}
-
-fn blob(b: Option<&[u8]>) -> JsValue {
-    b.map_or(JsValue::NULL, |b| js_sys::Uint8Array::from(b).into())
-}
-
-fn prepare(db: &D1Database, sql: &str, params: &[JsValue]) -> Result<D1PreparedStatement, RollupError> {
-    db.prepare(sql).bind(params).during("binding a statement")
-}
-
-/// `?, ?, …` for `n` parameters, or `(?, ?, ?), …` for `n` tuples of `width`.
-fn placeholders(n: usize, width: usize) -> String {
-    let one = if width == 1 { "?".to_string() } else { format!("({})", vec!["?"; width].join(", ")) };
-    vec![one; n].join(", ")
+fn prepare(db: &Db, sql: &str, params: &[JsValue]) -> Result<D1PreparedStatement, RollupError> {
+    db.prepare(sql, params).during("binding a statement")
 }
 
 /// Runs `statements` as one batch and collects the rows of all of them.
-async fn rows<T: DeserializeOwned>(
-    db: &D1Database,
-    statements: Vec<D1PreparedStatement>,
-    what: &'static str,
-) -> Result<Vec<T>, RollupError> {
+async fn rows<T: DeserializeOwned>(db: &Db, statements: Vec<D1PreparedStatement>, what: &'static str) -> Result<Vec<T>, RollupError> {
     let mut out = Vec::new();
     if statements.is_empty() {
         return Ok(out);
@@ -59,14 +35,16 @@ async fn rows<T: DeserializeOwned>(
 }
 
 /// A named value of `rollup_state`.
-pub async fn state(db: &D1Database, name: &str) -> Result<Option<String>, RollupError> {
-    prepare(db, "SELECT value FROM rollup_state WHERE name = ?1", &[name.into()])?
-        .first::<String>(Some("value"))
-        .await
-        .during("reading rollup state")
+pub async fn state(db: &Db, name: &str) -> Result<Option<String>, RollupError> {
+    #[derive(Deserialize)]
+    struct V {
+        value: String,
+    }
+    let statement = prepare(db, "SELECT value FROM rollup_state WHERE name = ?1", &[name.into()])?;
+    Ok(rows::<V>(db, vec![statement], "reading rollup state").await?.pop().map(|v| v.value))
 }
 
-pub fn set_state(db: &D1Database, name: &str, value: &str) -> Result<D1PreparedStatement, RollupError> {
+pub fn set_state(db: &Db, name: &str, value: &str) -> Result<D1PreparedStatement, RollupError> {
     prepare(
         db,
         "INSERT INTO rollup_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -76,7 +54,7 @@ pub fn set_state(db: &D1Database, name: &str, value: &str) -> Result<D1PreparedS
 
 /// Takes the run lease for `holder` until `until_ms` if it is free or has
 /// expired by `now_ms`; whether it did.
-pub async fn acquire_lease(db: &D1Database, holder: &str, now_ms: u64, until_ms: u64) -> Result<bool, RollupError> {
+pub async fn acquire_lease(db: &Db, holder: &str, now_ms: u64, until_ms: u64) -> Result<bool, RollupError> {
     #[derive(Deserialize)]
     struct H {
         holder: String,
@@ -94,7 +72,7 @@ pub async fn acquire_lease(db: &D1Database, holder: &str, now_ms: u64, until_ms:
 
 /// A statement that extends the lease to `until_ms`, or fails its batch if
 /// `holder` no longer has it.
-pub fn keep_lease(db: &D1Database, holder: &str, until_ms: u64) -> Result<D1PreparedStatement, RollupError> {
+pub fn keep_lease(db: &Db, holder: &str, until_ms: u64) -> Result<D1PreparedStatement, RollupError> {
     prepare(
         db,
         "UPDATE rollup_lease SET until_ms = CASE WHEN holder = ?1 THEN ?2 ELSE -1 END WHERE name = 'run'",
@@ -103,23 +81,23 @@ pub fn keep_lease(db: &D1Database, holder: &str, until_ms: u64) -> Result<D1Prep
 }
 
 /// A statement that gives the lease up.
-pub fn release_lease(db: &D1Database, holder: &str) -> Result<D1PreparedStatement, RollupError> {
+pub fn release_lease(db: &Db, holder: &str) -> Result<D1PreparedStatement, RollupError> {
     prepare(db, "DELETE FROM rollup_lease WHERE name = 'run' AND holder = ?1", &[holder.into()])
 }
 
 /// Which of `keys` the ledger already holds.
-pub async fn processed(db: &D1Database, keys: &[String]) -> Result<HashSet<String>, RollupError> {
+pub async fn processed(db: &Db, keys: &[String]) -> Result<HashSet<String>, RollupError> {
     existing(db, "SELECT key AS k FROM processed_archives WHERE key IN", keys, "reading the ledger").await
 }
 
 /// Which of `batch_ids` have been applied (see [`crate::dedup`]).
-pub async fn applied_batches(db: &D1Database, batch_ids: &[String]) -> Result<HashSet<String>, RollupError> {
+pub async fn applied_batches(db: &Db, batch_ids: &[String]) -> Result<HashSet<String>, RollupError> {
     existing(db, "SELECT batch_id AS k FROM processed_batches WHERE batch_id IN", batch_ids, "reading applied batches").await
 }
 
 /// Which of `keys` a `SELECT <column> AS k ... IN` query (without its list)
 /// finds, asked in chunks of bound parameters.
-async fn existing(db: &D1Database, select_in: &str, keys: &[String], what: &'static str) -> Result<HashSet<String>, RollupError> {
+async fn existing(db: &Db, select_in: &str, keys: &[String], what: &'static str) -> Result<HashSet<String>, RollupError> {
     #[derive(Deserialize)]
     struct K {
         k: String,
@@ -167,7 +145,7 @@ fn groups<T>(items: &[T], per: usize, max_bytes: usize, bytes: impl Fn(&T) -> us
 /// Catalog rows of those of `series` (by index into the chunk's series)
 /// that exist, by index. Each series' labels JSON is built for its
 /// statement and dropped with it, and the rows come back without labels.
-pub async fn lookup_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
+pub async fn lookup_series(db: &Db, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
     #[derive(Deserialize)]
     struct Found {
         i: f64,
@@ -200,7 +178,7 @@ pub async fn lookup_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Re
 /// Creates catalog rows for `series` (existing ones are left alone) and
 /// returns the catalog rows of all of them: a row another writer created
 /// meanwhile keeps its kind and unit.
-pub async fn create_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
+pub async fn create_series(db: &Db, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
     if series.is_empty() {
         return Ok(HashMap::new());
     }
@@ -236,7 +214,7 @@ pub async fn create_series(db: &D1Database, series: &[(u32, &Series<'_>)]) -> Re
 }
 
 /// Catalog series per (tenant, metric), for the cardinality guard.
-pub async fn series_counts(db: &D1Database, metrics: &[(String, String)]) -> Result<HashMap<(String, String), u64>, RollupError> {
+pub async fn series_counts(db: &Db, metrics: &[(String, String)]) -> Result<HashMap<(String, String), u64>, RollupError> {
     #[derive(Deserialize)]
     struct CountRow {
         tenant: String,
@@ -257,7 +235,7 @@ pub async fn series_counts(db: &D1Database, metrics: &[(String, String)]) -> Res
 }
 
 /// The stored rows at the given places.
-pub async fn stored(db: &D1Database, places: &[(i64, Slot)]) -> Result<HashMap<(i64, Slot), Stored>, RollupError> {
+pub async fn stored(db: &Db, places: &[(i64, Slot)]) -> Result<HashMap<(i64, Slot), Stored>, RollupError> {
     #[derive(Deserialize)]
     struct AggRow {
         series_id: f64,
@@ -305,7 +283,7 @@ fn row_params(series_id: i64, slot: &Slot, row: &Row) -> [JsValue; 10] {
 }
 
 /// The stored cumulative states of the given series (by identity hash).
-pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<HashMap<String, StoredState>, RollupError> {
+pub async fn cumulative_states(db: &Db, hashes: &[String]) -> Result<HashMap<String, StoredState>, RollupError> {
     #[derive(Deserialize)]
     struct StateRow {
         series_hash: String,
@@ -336,7 +314,7 @@ pub async fn cumulative_states(db: &D1Database, hashes: &[String]) -> Result<Has
 /// the transaction (primary key), so a batch is never applied twice.
 #[allow(clippy::too_many_arguments)] // one transaction's parts; storage v2 splits this module by table
 pub async fn apply(
-    db: &D1Database,
+    db: &Db,
     lease: D1PreparedStatement,
     writes: &[Write],
     states: &[StateWrite],
@@ -420,7 +398,7 @@ pub async fn apply(
 /// `aggregates` and from each ledger table, in one batch. Ledger entries go
 /// only once they are older than the dedup window and behind `cursor`, so
 /// no archive they cover can be listed again.
-pub async fn expire(db: &D1Database, cutoffs: &Cutoffs, cursor: Option<&str>, limit: u32) -> Result<Expired, RollupError> {
+pub async fn expire(db: &Db, cutoffs: &Cutoffs, cursor: Option<&str>, limit: u32) -> Result<Expired, RollupError> {
     let limit_js = num(f64::from(limit));
     let mut statements = Vec::new();
     for (resolution, first_kept) in cutoffs.buckets {
@@ -463,7 +441,7 @@ pub async fn expire(db: &D1Database, cutoffs: &Cutoffs, cursor: Option<&str>, li
 
 /// Counts a failed run of an archive: the consecutive runs it has failed
 /// with this `error` (1 if it failed another way before).
-pub async fn record_failure(db: &D1Database, key: &str, error: &str, now_ms: u64) -> Result<u32, RollupError> {
+pub async fn record_failure(db: &Db, key: &str, error: &str, now_ms: u64) -> Result<u32, RollupError> {
     #[derive(Deserialize)]
     struct Runs {
         runs: f64,
@@ -482,7 +460,7 @@ pub async fn record_failure(db: &D1Database, key: &str, error: &str, now_ms: u64
 /// Records that `key` was moved to quarantine: marked, and entered in the
 /// ledger of processed archives (with no points) so that the cursor moves
 /// past it whether or not the original could be deleted.
-pub async fn quarantined(db: &D1Database, key: &str, now_ms: u64) -> Result<(), RollupError> {
+pub async fn quarantined(db: &Db, key: &str, now_ms: u64) -> Result<(), RollupError> {
     db.batch(vec![
         prepare(db, "UPDATE archive_failures SET quarantined_ms = ?2 WHERE key = ?1", &[key.into(), num(now_ms as f64)])?,
         prepare(
@@ -509,7 +487,7 @@ pub struct Failure {
 
 /// The most recent failed archives, quarantined or still failing, and how
 /// many are quarantined in all.
-pub async fn failures(db: &D1Database, limit: u32) -> Result<(Vec<Failure>, u64), RollupError> {
+pub async fn failures(db: &Db, limit: u32) -> Result<(Vec<Failure>, u64), RollupError> {
     #[derive(Deserialize)]
     struct N {
         n: f64,
