@@ -129,17 +129,121 @@ pub fn gauge_request(metric: &str, attrs: &[(&str, &str)], points: &[(u64, f64)]
 /// A traces export of `spans` spans over 10 operations, each with 5
 /// attributes, ending around `time_unix_nano`.
 pub fn traces_request(spans: usize, time_unix_nano: u64) -> ExportTraceServiceRequest {
+    spans_request(spans, 10, time_unix_nano)
+}
+
+/// Series of the "10k" load workload (W1, `cargo xtask bench-load`).
+pub const W1_SERIES: usize = 10_000;
+/// Points per request of the load workloads.
+pub const LOAD_POINTS_PER_REQUEST: usize = 1000;
+
+/// The `request`-th metrics export of a load workload over `series` series
+/// (`cargo xtask bench-load`): [`LOAD_POINTS_PER_REQUEST`] points, one for
+/// each of the next 1,000 series in turn, so that with one request a second
+/// every series gets a point every `series / 1000` seconds. A third of the
+/// series are gauges, a third counters (of 10 metrics, the even ones delta,
+/// the odd ones cumulative since `start_unix_nano`), a third latency
+/// histograms (delta, 10 buckets, 10 samples a point); 30 metrics in all,
+/// each series told apart by its `instance` label.
+pub fn load_request(request: u64, series: usize, time_unix_nano: u64, start_unix_nano: u64) -> ExportMetricsServiceRequest {
+    let per = LOAD_POINTS_PER_REQUEST.min(series);
+    let first = (request as usize * per) % series;
+    let ids: Vec<usize> = (0..per).map(|i| (first + i) % series).collect();
+    let elapsed_s = time_unix_nano.saturating_sub(start_unix_nano) / 1_000_000_000;
+    let mut metrics = Vec::new();
+    for kind in 0..3 {
+        for m in 0..10 {
+            let mine: Vec<usize> = ids.iter().copied().filter(|s| s % 3 == kind && (s / 3) % 10 == m).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let attrs = |s: usize| vec![kv("instance", &format!("i-{s:05}")), kv("region", &format!("eu-{}", s % 4))];
+            let (name, unit, data) = match kind {
+                0 => (
+                    format!("load.gauge_{m}"),
+                    "1",
+                    metric::Data::Gauge(Gauge {
+                        data_points: mine
+                            .iter()
+                            .map(|&s| NumberDataPoint {
+                                attributes: attrs(s),
+                                time_unix_nano,
+                                value: Some(number_data_point::Value::AsDouble((s % 100) as f64 + (request % 7) as f64)),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                ),
+                1 => {
+                    let cumulative = m % 2 == 1;
+                    (
+                        format!("load.counter_{m}"),
+                        "1",
+                        metric::Data::Sum(Sum {
+                            aggregation_temporality: if cumulative { temporality::CUMULATIVE } else { temporality::DELTA },
+                            is_monotonic: true,
+                            data_points: mine
+                                .iter()
+                                .map(|&s| NumberDataPoint {
+                                    attributes: attrs(s),
+                                    start_time_unix_nano: if cumulative { start_unix_nano } else { 0 },
+                                    time_unix_nano,
+                                    // Cumulative: 3 a second since the start; delta: 30 a point.
+                                    value: Some(number_data_point::Value::AsInt(if cumulative { 3 * elapsed_s as i64 } else { 30 })),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        }),
+                    )
+                }
+                _ => (
+                    format!("load.latency_{m}"),
+                    "ms",
+                    metric::Data::Histogram(Histogram {
+                        aggregation_temporality: temporality::DELTA,
+                        data_points: mine
+                            .iter()
+                            .map(|&s| HistogramDataPoint {
+                                attributes: attrs(s),
+                                time_unix_nano,
+                                count: 10,
+                                sum: Some(420.0),
+                                min: Some(2.0),
+                                max: Some(180.0),
+                                explicit_bounds: vec![5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0],
+                                bucket_counts: vec![1, 1, 2, 3, 2, 1, 0, 0, 0, 0],
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                ),
+            };
+            metrics.push(Metric { name, unit: unit.into(), data: Some(data), ..Default::default() });
+        }
+    }
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource()),
+            scope_metrics: vec![ScopeMetrics { metrics, ..Default::default() }],
+        }],
+    }
+}
+
+/// A traces export of `spans` spans over `operations` operations (span
+/// names), each with 5 attributes, ending around `time_unix_nano`.
+pub fn spans_request(spans: usize, operations: usize, time_unix_nano: u64) -> ExportTraceServiceRequest {
+    let operations = operations.max(1);
     let spans = (0..spans)
         .map(|i| Span {
             trace_id: vec![(i % 251) as u8; 16],
             span_id: vec![(i % 241) as u8; 8],
-            name: format!("GET /api/v1/items/{}", i % 10),
+            name: format!("GET /api/v1/items/{}", i % operations),
             kind: 2,
             start_time_unix_nano: time_unix_nano - 1_000_000 * (1 + (i as u64 % 500)),
             end_time_unix_nano: time_unix_nano,
             attributes: vec![
                 kv("http.method", "GET"),
-                kv("http.route", &format!("/api/v1/items/{}", i % 10)),
+                kv("http.route", &format!("/api/v1/items/{}", i % operations)),
                 kv("http.status_code", "200"),
                 kv("net.peer.ip", &format!("10.0.{}.{}", i % 250, i % 200)),
                 kv("user_agent.original", "Mozilla/5.0"),
@@ -228,5 +332,29 @@ mod tests {
         assert!(req.encode_to_vec().len() > 100_000);
         let spans = traces_request(1000, t);
         assert_eq!(crate::normalize::traces::normalize(&spans, t).rejected, 0);
+    }
+
+    #[test]
+    fn ten_load_requests_give_each_of_the_10k_series_one_point() {
+        let t = 1_800_000_000_000_000_000;
+        let mut seen = std::collections::HashMap::new();
+        for r in 0..10 {
+            let n = crate::normalize::metrics::normalize(load_request(r, W1_SERIES, t, t - 60_000_000_000), t);
+            assert_eq!((n.len(), n.rejected), (LOAD_POINTS_PER_REQUEST, 0));
+            for p in n.points() {
+                let instance = p.labels.iter().find(|l| l.key == "instance").map(|l| l.value.clone());
+                *seen.entry((p.metric.clone(), instance)).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(seen.len(), W1_SERIES);
+        assert!(seen.values().all(|&n| n == 1));
+        let metrics: std::collections::HashSet<_> = seen.keys().map(|(m, _)| m.clone()).collect();
+        assert_eq!(metrics.len(), 30, "10 gauges, 10 counters, 10 histograms");
+        // The 11th request starts the round again: the same series as the first.
+        let series_of = |r| {
+            let n = crate::normalize::metrics::normalize(load_request(r, W1_SERIES, t, t), t);
+            n.points().iter().map(|p| (p.metric.clone(), p.labels.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(series_of(10), series_of(0));
     }
 }

@@ -21,7 +21,7 @@ const ROUNDS: usize = 7;
 
 /// CPU seconds used so far by every `workerd` process in the given process
 /// group.
-fn workerd_cpu(group: u32) -> Result<f64> {
+pub(crate) fn workerd_cpu(group: u32) -> Result<f64> {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let mut total = 0.0;

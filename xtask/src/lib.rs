@@ -3,6 +3,7 @@
 //! deploying. The end-to-end tests reuse [`stack`] and [`deploy`].
 
 pub mod bench;
+pub mod bench_load;
 pub mod bench_query;
 pub mod bench_rollup;
 pub mod deploy;

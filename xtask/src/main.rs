@@ -21,6 +21,11 @@ commands:
            time one rollup cron run over points ingested through the local stack
              --points N    points (default 100000)
              --default-budget  keep the rollup's default budget and run until the backlog is drained
+  bench-load
+           run the load workloads W1 (10k) and W2 (burst) against the local stack with
+           the cron every minute; print D1 rows, lag, CPU per run and a modelled monthly bill
+             --minutes N   how long W1 runs (default 10; the first 2 runs are warm-up)
+             --only W      only w1 or only w2
   bench-query
            time dashboard-api queries over 7 days and 24 hours of minute histograms in the local runtime
   deploy   publish the three Workers and apply D1 migrations remotely
@@ -88,6 +93,21 @@ fn main() -> Result<()> {
             } else {
                 xtask::bench_rollup::run(points)
             }
+        }
+        "bench-load" => {
+            let mut minutes = 10;
+            let mut only = None;
+            let mut it = rest.into_iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--minutes" => {
+                        minutes = it.next().and_then(|n| n.parse().ok()).ok_or_else(|| anyhow::anyhow!("--minutes needs a number"))?
+                    }
+                    "--only" => only = Some(it.next().ok_or_else(|| anyhow::anyhow!("--only needs w1 or w2"))?),
+                    other => bail!("unknown option {other:?} for bench-load\n\n{HELP}"),
+                }
+            }
+            xtask::bench_load::run(minutes, only.as_deref())
         }
         "bench-query" => {
             if let Some(other) = rest.first() {
