@@ -445,6 +445,8 @@ mod tests {
         assert_eq!(k2, key(1_700_000_000_000, &["x"]));
         assert_ne!(k2, key(1_700_000_000_000, &["y"]));
         assert!(k2.starts_with("archives/1700000000000-"));
+        // Pinned: the ledger keeps archive keys across deploys.
+        assert_eq!(k2, "archives/1700000000000-17a3b7c0b866a0c8.pb.gz");
         assert_eq!(key_time_ms(&k2), Some(1_700_000_000_000));
         assert_eq!(key_time_ms("other/123"), None);
     }

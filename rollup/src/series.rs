@@ -146,6 +146,14 @@ mod tests {
     use super::*;
     use proto::point::Value;
 
+    #[test]
+    fn the_series_identity_is_pinned() {
+        // cumulative_state keys D1 rows by this, across deploys.
+        let s = Series::new("dev", "http.server.duration", vec![("http.route", "/a"), ("region", "eu")], Kind::Counter, "ms");
+        assert_eq!(s.json(), r#"{"http.route":"/a","region":"eu"}"#);
+        assert_eq!(s.hash_hex(), "adda77fbadd415c42790f7f3174a5040");
+    }
+
     fn l(k: &str, v: &str) -> Label {
         Label { key: k.into(), value: v.into() }
     }
