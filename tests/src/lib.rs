@@ -138,30 +138,9 @@ pub fn state_dir() -> std::path::PathBuf {
 }
 
 /// Rows of a query against the local D1 database, run with wrangler as an
-/// operator would.
-///
-/// wrangler opens the same SQLite file as the running rollup, so it may find
-/// it locked for a moment; it is retried then, as an operator would.
+/// operator would ([`xtask::stack::d1_query`], which retries a locked file).
 pub fn d1(sql: &str) -> Result<Vec<serde_json::Value>> {
-    let root = xtask::root();
-    let mut attempts = 0;
-    let out = loop {
-        let out = xtask::wrangler(&root)
-            .args(["d1", "execute", xtask::stack::DATABASE, "--local", "--env", "rollup", "--json", "--command", sql, "--persist-to"])
-            .arg(state_dir())
-            .output()?;
-        let locked = String::from_utf8_lossy(&out.stderr).contains("SQLITE_BUSY");
-        attempts += 1;
-        if out.status.success() || !locked || attempts == 20 {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    if !out.status.success() {
-        bail!("wrangler d1 execute failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("wrangler d1 execute --json output")?;
-    Ok(json[0]["results"].as_array().cloned().unwrap_or_default())
+    xtask::stack::d1_query(&xtask::root(), &state_dir(), sql)
 }
 
 /// Keys of the archives the rollup has applied whose key time is at least

@@ -20,7 +20,7 @@
 
 use crate::bench::{fresh_stack, send, settle, workerd_cpu};
 use crate::stack::{self, Stack, Urls};
-use crate::{root, step, wrangler};
+use crate::{root, step};
 use anyhow::{bail, Context, Result};
 use prost::Message;
 use proto::fixtures::{load_request, spans_request, LOAD_POINTS_PER_REQUEST, W1_SERIES};
@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const PORT_OFFSET: u16 = 40_000;
+// Its own ports: bench-query has 40,000.
+const PORT_OFFSET: u16 = 50_000;
 /// W1's spans a second, over this many operations.
 const W1_SPANS: usize = 500;
 const W1_SPAN_OPERATIONS: usize = 50;
@@ -152,18 +153,10 @@ fn load(urls: &Urls, rate: u64, series: usize, spans: bool, seconds: u64, start_
     Ok(all)
 }
 
-/// One number from the local D1 database, with wrangler.
+/// One number (a column `n`) from the local D1 database.
 fn d1_number(state: &std::path::Path, sql: &str) -> Result<f64> {
-    let root = root();
-    let out = wrangler(&root)
-        .args(["d1", "execute", stack::DATABASE, "--local", "--env", "rollup", "--json", "--command", sql, "--persist-to"])
-        .arg(state)
-        .output()?;
-    if !out.status.success() {
-        bail!("wrangler d1 execute failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(json[0]["results"][0]["n"].as_f64().unwrap_or(0.0))
+    let rows = stack::d1_query(&root(), state, sql)?;
+    Ok(rows.first().and_then(|r| r["n"].as_f64()).unwrap_or(0.0))
 }
 
 /// What one request costs on the queue and in Analytics Engine, from

@@ -112,6 +112,32 @@ fn url(w: Worker, offset: u16) -> String {
     format!("http://127.0.0.1:{}", w.port + offset)
 }
 
+/// Rows of a query against the local D1 database in `state`, run with
+/// wrangler as an operator would.
+///
+/// wrangler opens the same SQLite file as the running rollup, so it may find
+/// it locked for a moment; it is retried then, as an operator would.
+pub fn d1_query(root: &Path, state: &Path, sql: &str) -> Result<Vec<serde_json::Value>> {
+    let mut attempts = 0;
+    let out = loop {
+        let out = wrangler(root)
+            .args(["d1", "execute", DATABASE, "--local", "--env", ROLLUP.name, "--json", "--command", sql, "--persist-to"])
+            .arg(state)
+            .output()?;
+        let locked = String::from_utf8_lossy(&out.stderr).contains("SQLITE_BUSY");
+        attempts += 1;
+        if out.status.success() || !locked || attempts == 20 {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    if !out.status.success() {
+        bail!("wrangler d1 execute failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("wrangler d1 execute --json output")?;
+    Ok(json[0]["results"].as_array().cloned().unwrap_or_default())
+}
+
 /// Applies `migrations/` to the local D1 database in `state`.
 pub fn migrate(root: &Path, state: &Path) -> Result<()> {
     run(wrangler(root).args(["d1", "migrations", "apply", DATABASE, "--local", "--env", ROLLUP.name, "--persist-to"]).arg(state))
