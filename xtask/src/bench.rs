@@ -8,7 +8,7 @@
 //! broker and the R2 simulator run inside the same workerd process, so their
 //! CPU is charged too: the figures are an upper bound on what production bills.
 
-use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_TENANT};
+use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_STATUS_KEY, DEV_TENANT};
 use crate::{root, step, tools, workers};
 use anyhow::{bail, Context, Result};
 use prost::Message;
@@ -83,6 +83,25 @@ pub(crate) fn settle(group: u32) -> Result<f64> {
         }
         last = now;
     }
+}
+
+/// Runs the rollup's cron once, as Cloudflare would (`GET /__scheduled`),
+/// and returns how long it took to answer; fails unless it answered 200.
+pub(crate) fn run_cron(agent: &ureq::Agent, urls: &stack::Urls) -> Result<f64> {
+    let started = Instant::now();
+    let r = agent.get(&format!("{}/__scheduled?cron=*+*+*+*+*", urls.rollup)).call().context("running the rollup")?;
+    if r.status() != 200 {
+        bail!("the rollup run answered {}", r.status());
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The rollup's report of its last run (`GET /status` → `last_run`).
+pub(crate) fn last_run(agent: &ureq::Agent, urls: &stack::Urls) -> Result<serde_json::Value> {
+    let body =
+        agent.get(&format!("{}/status", urls.rollup)).set("authorization", &format!("Bearer {DEV_STATUS_KEY}")).call()?.into_string()?;
+    let status: serde_json::Value = serde_json::from_str(&body)?;
+    Ok(status["last_run"].clone())
 }
 
 /// Builds what is missing and starts a stack for a benchmark on a fresh

@@ -18,7 +18,7 @@
 //! queue messages and their sizes) comes from ingest's own export code run
 //! natively on the same requests.
 
-use crate::bench::{fresh_stack, send, settle, workerd_cpu};
+use crate::bench::{fresh_stack, last_run, run_cron, send, settle, workerd_cpu};
 use crate::stack::{self, Stack, Urls};
 use crate::{root, step};
 use anyhow::{bail, Context, Result};
@@ -61,23 +61,11 @@ impl Run {
 
 fn cron(agent: &ureq::Agent, stack: &Stack, group: u32) -> Result<Run> {
     let before = workerd_cpu(group)?;
-    let started = Instant::now();
-    let r = agent.get(&format!("{}/__scheduled?cron=*+*+*+*+*", stack.urls.rollup)).call().context("running the rollup")?;
-    if r.status() != 200 {
-        bail!("the rollup run answered {}", r.status());
-    }
-    let wall_s = started.elapsed().as_secs_f64();
+    let wall_s = run_cron(agent, &stack.urls)?;
     // The run answers when it is done; what its isolate does after is not its.
     std::thread::sleep(Duration::from_millis(300));
     let cpu_s = workerd_cpu(group)? - before;
-    let status: serde_json::Value = serde_json::from_str(
-        &agent
-            .get(&format!("{}/status", stack.urls.rollup))
-            .set("authorization", &format!("Bearer {}", stack::DEV_STATUS_KEY))
-            .call()?
-            .into_string()?,
-    )?;
-    let run = Run { wall_s, cpu_s, report: status["last_run"].clone() };
+    let run = Run { wall_s, cpu_s, report: last_run(agent, &stack.urls)? };
     eprintln!(
         "  run: {} archives, {} points, lag {:.0} s, backlog {}, D1 {} rows read / {} written, {:.2} s wall, {:.2} s workerd CPU{}",
         run.report["archives"],

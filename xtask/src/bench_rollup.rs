@@ -8,12 +8,12 @@
 //! so its CPU is charged to the run: the figure is an upper bound on the
 //! Worker's own CPU time.
 
-use crate::bench::{fresh_stack, send, settle};
+use crate::bench::{fresh_stack, last_run, run_cron, send, settle};
 use crate::stack::{self, Stack};
 use crate::step;
 use anyhow::{bail, Context, Result};
 use prost::Message;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const PORT_OFFSET: u16 = 30_000;
 const POINTS_PER_REQUEST: usize = 1000;
@@ -30,22 +30,11 @@ struct Run {
 
 fn run_once(agent: &ureq::Agent, stack: &Stack, group: u32) -> Result<Run> {
     let before = settle(group)?;
-    let started = Instant::now();
-    let r = agent.get(&format!("{}/__scheduled?cron=*+*+*+*+*", stack.urls.rollup)).call().context("running the rollup")?;
-    if r.status() != 200 {
-        bail!("the rollup run answered {}", r.status());
-    }
-    let wall = started.elapsed().as_secs_f64();
+    let wall = run_cron(agent, &stack.urls)?;
     let cpu = settle(group)? - before;
-    let report: serde_json::Value = serde_json::from_str(
-        &agent
-            .get(&format!("{}/status", stack.urls.rollup))
-            .set("authorization", &format!("Bearer {}", stack::DEV_STATUS_KEY))
-            .call()?
-            .into_string()?,
-    )?;
+    let report = last_run(agent, &stack.urls)?;
     let memory = crate::bench::workerd_memory(group)?;
-    Ok(Run { wall, cpu, memory, report: report["last_run"].clone() })
+    Ok(Run { wall, cpu, memory, report })
 }
 
 /// Sends `points` points through ingest as fixture requests, one second
