@@ -9,6 +9,7 @@ use crate::query::{self, eval, select, Times};
 use crate::{catalog, json_api, prom, store};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::Expr;
+use proto::d1::Db;
 
 /// A response body and, for a query, when the data it read ends: the end of
 /// its last bucket (which decides whether it may be cached).
@@ -29,7 +30,7 @@ fn data_until(end: f64, resolution: i64) -> f64 {
 }
 
 /// `GET|POST /api/v1/query`: an instant query.
-pub async fn query(db: &proto::d1::Db, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
+pub async fn query(db: &Db, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let t = params.time("time", now)?;
     let (mut steps, resolution) = evaluate(db, tenant, &expr, Times::instant(t), kept, limits, now).await?;
@@ -39,14 +40,7 @@ pub async fn query(db: &proto::d1::Db, tenant: &str, params: &Params, kept: &Kep
 
 /// `GET|POST /api/v1/query_range`: a query evaluated from `start` to `end`
 /// every `step`.
-pub async fn query_range(
-    db: &proto::d1::Db,
-    tenant: &str,
-    params: &Params,
-    kept: &Kept,
-    limits: &Limits,
-    now: f64,
-) -> Result<Answer, ApiError> {
+pub async fn query_range(db: &Db, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
     let expr = query::parse(params.required("query")?)?;
     let start = params.required_time("start")?;
     let end = params.required_time("end")?;
@@ -59,7 +53,7 @@ pub async fn query_range(
 /// retention as it is at `now`), then evaluates it at each time. Returns
 /// the values and the resolution read.
 async fn evaluate(
-    db: &proto::d1::Db,
+    db: &Db,
     tenant: &str,
     expr: &Expr,
     times: Times,
@@ -83,11 +77,7 @@ async fn evaluate(
 /// The catalog rows the catalog endpoints read for `match[]`: only the
 /// names the selectors name, if they all do; at most
 /// [`budget::MAX_CATALOG_ROWS`], and whether that cut the answer.
-async fn catalog_for(
-    db: &proto::d1::Db,
-    tenant: &str,
-    selectors: &[promql_parser::label::Matchers],
-) -> Result<(Vec<catalog::Entry>, bool), ApiError> {
+async fn catalog_for(db: &Db, tenant: &str, selectors: &[promql_parser::label::Matchers]) -> Result<(Vec<catalog::Entry>, bool), ApiError> {
     let names = catalog::names(selectors);
     store::catalog(db, tenant, names.as_deref(), budget::MAX_CATALOG_ROWS).await
 }
@@ -110,7 +100,7 @@ fn cut<T: serde::Serialize>(items: Vec<T>, limit: usize, rows_cut: bool) -> serd
 }
 
 /// `/api/v1/series`: the label sets of the series `match[]` selects.
-pub async fn series(db: &proto::d1::Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+pub async fn series(db: &Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let matches = params.all("match[]");
     if matches.is_empty() {
         return Err(ApiError::BadData("no match[] parameter provided".into()));
@@ -121,7 +111,7 @@ pub async fn series(db: &proto::d1::Db, tenant: &str, params: &Params) -> Result
 }
 
 /// `/api/v1/labels`: label names, of the series `match[]` selects if given.
-pub async fn labels(db: &proto::d1::Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+pub async fn labels(db: &Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let selectors = catalog::selectors(&params.all("match[]"))?;
     let (entries, rows_cut) = catalog_for(db, tenant, &selectors).await?;
     Ok(cut(catalog::label_names(&entries, &selectors), limit(params)?, rows_cut))
@@ -134,14 +124,14 @@ pub fn label_of(path: &str) -> Option<&str> {
 }
 
 /// `/api/v1/label/<name>/values`.
-pub async fn label_values(db: &proto::d1::Db, tenant: &str, label: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+pub async fn label_values(db: &Db, tenant: &str, label: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let selectors = catalog::selectors(&params.all("match[]"))?;
     let (entries, rows_cut) = catalog_for(db, tenant, &selectors).await?;
     Ok(cut(catalog::label_values(&entries, &selectors, label), limit(params)?, rows_cut))
 }
 
 /// `/api/v1/metadata`, of every metric or of `metric`.
-pub async fn metadata(db: &proto::d1::Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+pub async fn metadata(db: &Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let names = params.get("metric").map(crate::query::select::catalog_names);
     let (entries, rows_cut) = store::catalog(db, tenant, names.as_deref(), budget::MAX_CATALOG_ROWS).await?;
     let warnings = if rows_cut { vec![prom::TRUNCATED.to_string()] } else { Vec::new() };
@@ -149,12 +139,12 @@ pub async fn metadata(db: &proto::d1::Db, tenant: &str, params: &Params) -> Resu
 }
 
 /// `GET /api/v1/json/metrics`.
-pub async fn json_metrics(db: &proto::d1::Db, tenant: &str) -> Result<serde_json::Value, ApiError> {
+pub async fn json_metrics(db: &Db, tenant: &str) -> Result<serde_json::Value, ApiError> {
     Ok(json_api::metrics(&store::metrics(db, tenant).await?))
 }
 
 /// `GET /api/v1/json/series?metric=…`.
-pub async fn json_series(db: &proto::d1::Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
+pub async fn json_series(db: &Db, tenant: &str, params: &Params) -> Result<serde_json::Value, ApiError> {
     let metric = params.required("metric")?;
     let (entries, _) = store::catalog(db, tenant, Some(&[metric.to_owned()]), budget::MAX_CATALOG_ROWS).await?;
     Ok(json_api::series(&entries, metric))
@@ -162,14 +152,7 @@ pub async fn json_series(db: &proto::d1::Db, tenant: &str, params: &Params) -> R
 
 /// `GET /api/v1/json/percentiles?metric=…&quantiles=…&start=…&end=…&step=…&label.<name>=<value>`:
 /// by default the last hour at a one-minute step, quantiles 0.5, 0.9, 0.99.
-pub async fn json_percentiles(
-    db: &proto::d1::Db,
-    tenant: &str,
-    params: &Params,
-    kept: &Kept,
-    limits: &Limits,
-    now: f64,
-) -> Result<Answer, ApiError> {
+pub async fn json_percentiles(db: &Db, tenant: &str, params: &Params, kept: &Kept, limits: &Limits, now: f64) -> Result<Answer, ApiError> {
     let metric = params.required("metric")?;
     let quantiles = json_api::parse_quantiles(params.get("quantiles").unwrap_or("0.5,0.9,0.99"))?;
     budget::quantiles(quantiles.len())?;

@@ -18,6 +18,7 @@ pub mod query;
 mod store;
 
 use error::ApiError;
+use proto::d1::Db;
 use worker::{event, Cache, Context, Env, Headers, Method, Request, Response};
 
 /// Binding and secret names, as in `wrangler.toml`.
@@ -52,7 +53,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
     }
     let tenant = tenant(req, env)?;
     let params = params(req).await?;
-    let db = proto::d1::Db::new(env.d1(DB).map_err(|e| ApiError::Config(e.to_string()))?);
+    let db = Db::new(env.d1(DB).map_err(|e| ApiError::Config(e.to_string()))?);
     let now = worker::Date::now().as_millis() as f64 / 1000.0;
     let key = match cache::candidate(&path, &params, now) {
         true => cache::key(&tenant, store::generation(&db, &tenant).await?, &path, &params),
@@ -87,7 +88,7 @@ async fn handle(req: &mut Request, env: &Env) -> Result<Response, ApiError> {
 async fn route(
     method: Method,
     path: &str,
-    db: &proto::d1::Db,
+    db: &Db,
     tenant: &str,
     params: &params::Params,
     env: &Env,
