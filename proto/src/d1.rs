@@ -36,6 +36,114 @@ pub fn placeholders(n: usize, width: usize) -> String {
     vec![one; n].join(", ")
 }
 
+/// Bytes of JSON one list parameter carries at most: D1 takes values up
+/// to 2,000,000 bytes, and a statement's rows come back within its 50 MB.
+pub const MAX_JSON_PARAM_BYTES: usize = 1 << 20;
+
+/// Lowercase hex of `bytes`, which SQLite's `unhex()` turns back into a
+/// BLOB: how a blob travels inside a JSON list parameter.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// `items` as JSON arrays of at most [`MAX_JSON_PARAM_BYTES`] (at least one
+/// item each), each to bind as one parameter and read with
+/// `json_each(?)`: a long list costs one statement per megabyte instead of
+/// one per 100 values.
+pub fn json_lists<T>(items: impl IntoIterator<Item = T>, to_json: impl Fn(T) -> serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut list = String::from("[");
+    for item in items {
+        let value = to_json(item).to_string();
+        if list.len() > 1 && list.len() + value.len() + 1 > MAX_JSON_PARAM_BYTES {
+            list.push(']');
+            out.push(std::mem::replace(&mut list, String::from("[")));
+        }
+        if list.len() > 1 {
+            list.push(',');
+        }
+        list.push_str(&value);
+    }
+    if list.len() > 1 {
+        list.push(']');
+        out.push(list);
+    }
+    out
+}
+
+/// A finite `x` as the integers `[m, e]` with `x = m · 2^e` exactly and
+/// `|m| < 2^53`: how a REAL travels inside a JSON list parameter, for
+/// [`real_sql`] to rebuild. SQLite's text-to-double conversion is not
+/// correctly rounded (in the local runtime `1.7e308` reads back as
+/// 1.7000000000000001e308 and `1e-300` as 9.999999999999999e-301), but it
+/// reads integers exactly, and scaling by powers of two is exact. `None`
+/// for NaN and the infinities, which no stored number may be; `-0.0`
+/// becomes `0`.
+pub fn real_parts(x: f64) -> Option<[i64; 2]> {
+    if !x.is_finite() {
+        return None;
+    }
+    if x == 0.0 {
+        return Some([0, 0]);
+    }
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let fraction = (bits & ((1 << 52) - 1)) as i64;
+    // Subnormals have no implicit leading bit and the least exponent.
+    let (mut m, mut e) = if biased == 0 { (fraction, -1074) } else { (fraction | 1 << 52, biased - 1075) };
+    let zeros = m.trailing_zeros();
+    m >>= zeros;
+    e += i64::from(zeros);
+    Some([if x < 0.0 { -m } else { m }, e])
+}
+
+/// [`real_parts`] of `x` as two JSON values, `null` for `None` or a
+/// non-finite `x` (which a `NOT NULL` column then rejects).
+pub fn real_json(x: Option<f64>) -> [serde_json::Value; 2] {
+    match x.and_then(real_parts) {
+        Some([m, e]) => [m.into(), e.into()],
+        None => [serde_json::Value::Null, serde_json::Value::Null],
+    }
+}
+
+/// The SQL expression that rebuilds, exactly, the REAL that
+/// [`real_parts`] split into the integer expressions `m` and `e` (NULL if
+/// they are NULL). It scales `m` by one power of two per bit of `|e|`,
+/// multiplying when `e >= 0` and dividing when it is negative, so that
+/// every intermediate value carries the same bits as the result and no
+/// step rounds. Bind `m` and `e` to plain columns: each occurs several
+/// times.
+pub fn real_sql(m: &str, e: &str) -> String {
+    // 2^k as an exact REAL, for k up to 1023: products of 2^62 and a rest.
+    let pow2 = |k: u32| -> String {
+        let mut factors = vec![format!("CAST({} AS REAL)", 1u64 << (k % 62))];
+        factors.extend(std::iter::repeat_n(format!("CAST({} AS REAL)", 1u64 << 62), (k / 62) as usize));
+        factors.join(" * ")
+    };
+    let step = |sign: &str, op: char, bit: u32, by: u32| format!(" {op} (CASE WHEN ({sign}{e}) & {bit} THEN {} ELSE 1.0 END)", pow2(by));
+    let mut up = format!("({m})");
+    let mut down = format!("({m})");
+    // e ranges over [-1074, 1023]: only a division needs bit 1024, done as
+    // two halves since 2^1024 is beyond the largest double.
+    for i in 0..=10 {
+        let bit = 1 << i;
+        if bit < 1024 {
+            up.push_str(&step("", '*', bit, bit));
+            down.push_str(&step("-", '/', bit, bit));
+        } else {
+            down.push_str(&step("-", '/', bit, 512));
+            down.push_str(&step("-", '/', bit, 512));
+        }
+    }
+    format!("(CASE WHEN ({e}) >= 0 THEN {up} ELSE {down} END)")
+}
+
 /// What the statements run through one [`Db`] cost, as D1 reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -126,6 +234,77 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_what_unhex_reads() {
+        assert_eq!(hex(&[0x0a, 0xff, 0x00]), "0aff00");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn json_lists_split_at_the_parameter_size_and_keep_every_item() {
+        assert!(json_lists(Vec::<u32>::new(), |v| v.into()).is_empty());
+        assert_eq!(json_lists([1, 2, 3], |v: i32| serde_json::json!([v, "x"])), [r#"[[1,"x"],[2,"x"],[3,"x"]]"#]);
+        let big = "y".repeat(MAX_JSON_PARAM_BYTES / 3);
+        let lists = json_lists(0..7, |i| serde_json::json!([i, big]));
+        assert_eq!(lists.len(), 4, "two items of a third of the limit per list");
+        assert!(lists.iter().all(|l| l.len() <= MAX_JSON_PARAM_BYTES));
+        let back: Vec<i64> = lists.iter().flat_map(|l| serde_json::from_str::<Vec<(i64, String)>>(l).unwrap()).map(|(i, _)| i).collect();
+        assert_eq!(back, (0..7).collect::<Vec<_>>());
+        // One item above the limit still gets its own list.
+        let huge = "z".repeat(MAX_JSON_PARAM_BYTES + 1);
+        assert_eq!(json_lists([huge.clone()], |s| s.into()).len(), 1);
+    }
+
+    #[test]
+    fn real_parts_are_exact_for_every_kind_of_double() {
+        let values = [
+            1.0,
+            -1.0,
+            0.1,
+            0.1 + 0.2,
+            123.456_789_012_345_68,
+            1e-300,
+            1.7e308,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            f64::MIN_POSITIVE / 3.0,
+            5e-324,
+            -5e-324,
+            9_007_199_254_740_993.0,
+            1.5e9,
+            (1u64 << 62) as f64 * 3.0,
+        ];
+        for x in values {
+            let [m, e] = real_parts(x).unwrap();
+            assert!(m.unsigned_abs() < 1 << 53, "{x:e}: m {m}");
+            assert!((-1074..=1023).contains(&e), "{x:e}: e {e}");
+            assert!(m % 2 != 0, "{x:e}: m is odd, so that the pair is the shortest");
+            // m · 2^e by exact halving or doubling, as the SQL does.
+            let mut back = m as f64;
+            for _ in 0..e.unsigned_abs() {
+                back = if e >= 0 { back * 2.0 } else { back / 2.0 };
+            }
+            assert_eq!(back.to_bits(), x.to_bits(), "{x:e} from [{m}, {e}]");
+        }
+        assert_eq!(real_parts(0.0), Some([0, 0]));
+        assert_eq!(real_parts(-0.0), Some([0, 0]));
+        assert_eq!(real_parts(f64::NAN), None);
+        assert_eq!(real_parts(f64::INFINITY), None);
+        assert_eq!(real_json(None), [serde_json::Value::Null, serde_json::Value::Null]);
+        assert_eq!(real_json(Some(6.0)), [serde_json::json!(3), serde_json::json!(1)]);
+    }
+
+    #[test]
+    fn real_sql_scales_by_each_bit_of_the_exponent() {
+        let sql = real_sql("m", "e");
+        assert!(sql.starts_with("(CASE WHEN (e) >= 0 THEN (m) * (CASE WHEN (e) & 1 THEN CAST(2 AS REAL) ELSE 1.0 END)"), "{sql}");
+        // Ten multiplications (bits 1 to 512) and twelve divisions (1024 twice as 512).
+        assert_eq!(sql.matches(" * (CASE").count(), 10, "{sql}");
+        assert_eq!(sql.matches(" / (CASE").count(), 12, "{sql}");
+        assert!(sql.contains("(CASE WHEN (-e) & 512 THEN CAST(65536 AS REAL) * CAST(4611686018427387904 AS REAL)"), "{sql}");
+    }
 
     #[test]
     fn placeholders_for_lists_and_tuples() {
