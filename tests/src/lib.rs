@@ -176,8 +176,10 @@ pub fn put_object(key: &str, bytes: &[u8]) -> Result<()> {
 ///
 /// As with [`d1`], wrangler opens the local bucket's SQLite metadata beside
 /// the running Workers, and a put that meets a lock fails with local R2's
-/// "Unspecified error" (a 500 from workerd). Such a failure is retried, as an
-/// operator would retry it; any other failure (a missing key) is returned.
+/// "Unspecified error" (a 500 from workerd), or, when two wrangler
+/// processes meet, with "Network connection lost". Such a failure is
+/// retried, as an operator would retry it (a put of the same bytes to the
+/// same key is idempotent); any other failure (a missing key) is returned.
 fn r2_object(op: &str, key: &str, bytes: Option<&[u8]>) -> Result<std::path::PathBuf> {
     let file = std::env::temp_dir().join(format!("e2e-{op}-{}-{}", std::process::id(), key.replace('/', "_")));
     if let Some(bytes) = bytes {
@@ -192,7 +194,7 @@ fn r2_object(op: &str, key: &str, bytes: Option<&[u8]>) -> Result<std::path::Pat
             .arg(state_dir())
             .output()?;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let transient = stderr.contains("Unspecified error") || stderr.contains("SQLITE_BUSY");
+        let transient = ["Unspecified error", "SQLITE_BUSY", "Network connection lost"].iter().any(|m| stderr.contains(m));
         attempts += 1;
         if out.status.success() || !transient || attempts == 10 {
             break out;
