@@ -12,6 +12,7 @@ use proto::fixtures::latencies;
 use proto::point::{Batch, Point, Value};
 use rollup::accumulate::Slot;
 use rollup::chunk::Chunks;
+use rollup::pending::Pending;
 use rollup::plan::{self, Stored, Write};
 use rollup::prepare::{self, Target};
 use rollup::series;
@@ -36,17 +37,18 @@ fn archive() -> Vec<u8> {
 }
 
 /// What the rollup does with one archive between its D1 reads and writes:
-/// read chunk by chunk, keyed, accumulated and planned.
+/// read chunk by chunk, keyed, accumulated, folded into pending work and
+/// planned.
 fn aggregate(bytes: &[u8], stored: &HashMap<(i64, Slot), Stored>) -> Vec<Write> {
-    let mut writes = Vec::new();
+    let mut pending = Pending::default();
     for chunk in Chunks::new(bytes) {
         let chunk = chunk.expect("archive");
         let keyed = series::key(&chunk.batches);
         let prepared = prepare::prepare(&keyed, &Target::own(&keyed), &HashMap::new());
         let ids: HashMap<u32, i64> = (0..keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
-        writes.extend(plan::plan(&prepared.acc, &ids, stored).expect("plan"));
+        pending.fold(prepared, &ids, Vec::new()).expect("fold");
     }
-    writes
+    plan::plan(pending.series, stored).expect("plan")
 }
 
 /// Bytes of the samples blob of one bucket holding `values`.

@@ -1,5 +1,5 @@
-//! An archive's batches in chunks of bounded size, each applied in its own
-//! D1 transaction.
+//! An archive's batches in chunks of bounded size, read one after another
+//! into the run's pending work.
 //!
 //! A delivery of 100 queue messages is an archive of up to 12.8 MB of gzip
 //! that inflates to ten times that; applied whole, with every point's
@@ -8,10 +8,11 @@
 //! and applies it in chunks of at most [`MAX_CHUNK_WEIGHT`] points and
 //! samples and [`MAX_CHUNK_BYTES`] encoded bytes (at least one batch).
 //!
-//! Every chunk's transaction records the ids of the batches it applied, so
-//! a run that stops between chunks (a budget, a crash) leaves an archive
-//! half applied but never double counted: the next run reads it again and
-//! skips the batches already recorded. The last chunk records the archive.
+//! Every commit records the ids of the batches it applied, so a run that
+//! stops within an archive (a budget, a crash) leaves it half applied but
+//! never double counted: the next run reads it again and skips the batches
+//! already recorded. The commit that holds an archive's last batch records
+//! the archive.
 
 use proto::archive::{ArchiveError, Reader};
 use proto::point::{Batch, Value};
@@ -26,11 +27,12 @@ pub const MAX_CHUNK_WEIGHT: u64 = 100_000;
 /// Samples of a distribution that weigh as much as a point.
 const SAMPLES_PER_POINT: u64 = 16;
 
-/// Buckets (distinct series and minute, hour or day) one transaction
-/// writes at most, give or take one batch's: each aggregate, its histogram
-/// and its row take about a kilobyte. A chunk whose points reach more is
-/// applied in several parts ([`crate::series::key_until`]).
-pub const MAX_PART_BUCKETS: usize = 20_000;
+/// Buckets (distinct series and minute, hour or day) one part of a chunk
+/// reaches at most, give or take one batch's: a part is keyed and
+/// accumulated on its own (about a kilobyte a bucket) before it is folded
+/// into the run's pending work ([`crate::pending`]). A chunk whose points
+/// reach more is read in several parts ([`crate::series::key_until`]).
+pub const MAX_PART_BUCKETS: usize = 10_000;
 
 /// Encoded batch bytes one chunk holds at most (each batch at most
 /// [`proto::archive::MAX_BATCH_BYTES`]).

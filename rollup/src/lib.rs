@@ -5,7 +5,8 @@
 //! This file is glue; the work is in [`run`], the logic in [`chunk`]
 //! (archives in bounded parts), [`series`] (one identity per series),
 //! [`conform`] (a point of another kind or unit), [`prepare`],
-//! [`accumulate`], [`cumulative`], [`plan`], [`cursor`], [`quarantine`],
+//! [`accumulate`], [`cumulative`], [`pending`] (a run's work before it
+//! commits), [`plan`], [`cursor`], [`quarantine`],
 //! [`retention`], [`status`] and [`config`].
 
 pub mod accumulate;
@@ -17,6 +18,7 @@ pub mod cursor;
 pub mod dedup;
 pub mod error;
 pub mod guard;
+pub mod pending;
 pub mod plan;
 pub mod prepare;
 pub mod quarantine;

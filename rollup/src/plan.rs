@@ -1,9 +1,9 @@
 //! Merging new aggregates into stored rows: which rows to insert, which to
 //! update and at what version. Pure, so the merge rules are tested natively.
 
-use crate::accumulate::{Accumulator, Slot};
+use crate::accumulate::Slot;
 use proto::aggregate::{Aggregate, AggregateError, Row};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A stored aggregate row with its guard version.
 #[derive(Clone, Debug)]
@@ -23,20 +23,40 @@ pub enum Write {
     Update { series_id: i64, slot: Slot, row: Row, version: i64 },
 }
 
-/// The writes that merge `acc` into the stored rows. Every series of `acc`
-/// must have a catalog id in `ids`.
-pub fn plan(acc: &Accumulator, ids: &HashMap<u32, i64>, stored: &HashMap<(i64, Slot), Stored>) -> Result<Vec<Write>, AggregateError> {
-    let mut writes = Vec::new();
-    for (series, slots) in &acc.series {
-        let series_id = *ids.get(series).ok_or_else(|| AggregateError::Corrupt(format!("series {series} of the chunk has no id")))?;
-        for (slot, fresh) in slots {
-            match stored.get(&(series_id, *slot)) {
-                None => writes.push(Write::Insert { series_id, slot: *slot, row: fresh.to_row() }),
-                Some(s) => {
-                    let mut merged = Aggregate::from_row(&s.row)?;
-                    merged.merge(fresh);
-                    writes.push(Write::Update { series_id, slot: *slot, row: merged.to_row(), version: s.version });
-                }
+impl Write {
+    /// The write as one item of the JSON list parameter the store binds
+    /// (`json_each`): its place, its count, its four REALs as exact
+    /// `[m, e]` pairs ([`proto::d1::real_parts`]), the time of its last
+    /// point, the samples in hex, and for an update the version read.
+    pub fn json(self) -> serde_json::Value {
+        let (series_id, slot, row, version) = match self {
+            Write::Insert { series_id, slot, row } => (series_id, slot, row, None),
+            Write::Update { series_id, slot, row, version } => (series_id, slot, row, Some(version)),
+        };
+        let mut item = vec![series_id.into(), slot.resolution.into(), slot.bucket_start.into(), (row.count as u64).into()];
+        for real in [Some(row.sum), row.min, row.max, Some(row.last)] {
+            item.extend(proto::d1::real_json(real));
+        }
+        item.push((row.last_time_ms as i64).into());
+        item.push(row.samples.as_deref().map(proto::d1::hex).into());
+        item.extend(version.map(serde_json::Value::from));
+        item.into()
+    }
+}
+
+/// The writes that merge `series` (aggregates per catalog id and bucket,
+/// [`crate::pending::Pending::series`]) into the stored rows. It takes
+/// the aggregates, freeing them as their rows are made, so that a commit
+/// does not hold both at once.
+pub fn plan(series: BTreeMap<(i64, Slot), Aggregate>, stored: &HashMap<(i64, Slot), Stored>) -> Result<Vec<Write>, AggregateError> {
+    let mut writes = Vec::with_capacity(series.len());
+    for ((series_id, slot), fresh) in series {
+        match stored.get(&(series_id, slot)) {
+            None => writes.push(Write::Insert { series_id, slot, row: fresh.to_row() }),
+            Some(s) => {
+                let mut merged = Aggregate::from_row(&s.row)?;
+                merged.merge(&fresh);
+                writes.push(Write::Update { series_id, slot, row: merged.to_row(), version: s.version });
             }
         }
     }
@@ -46,31 +66,42 @@ pub fn plan(acc: &Accumulator, ids: &HashMap<u32, i64>, stored: &HashMap<(i64, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accumulate::Accumulator;
     use proto::point::{Kind, Point, Value};
 
-    fn acc(values: &[f64]) -> Accumulator {
+    /// Aggregates of `values` for catalog id 7.
+    fn acc(values: &[f64]) -> BTreeMap<(i64, Slot), Aggregate> {
         let mut acc = Accumulator::default();
         for &v in values {
             let p = Point { metric: "m".into(), time_unix_nano: 120_000_000_000, value: Some(Value::Gauge(v)), ..Default::default() };
             acc.add_point(0, Kind::Gauge, "", &p);
         }
-        acc
+        acc.series.into_values().flat_map(|slots| slots.into_iter().map(|(slot, a)| ((7, slot), a))).collect()
+    }
+
+    #[test]
+    fn a_write_is_one_json_item_in_column_order() {
+        let row = Row { count: 2.0, sum: 3.5, min: Some(1.0), max: None, last: 2.5, last_time_ms: 9.0, samples: Some(vec![0xab, 1]) };
+        let slot = Slot { resolution: 60, bucket_start: 120 };
+        let insert = Write::Insert { series_id: 7, slot, row: row.clone() };
+        assert_eq!(insert.json().to_string(), r#"[7,60,120,2,7,-1,1,0,null,null,5,-1,9,"ab01"]"#);
+        let update = Write::Update { series_id: 7, slot, row: Row { samples: None, ..row }, version: 4 };
+        assert_eq!(update.json().to_string(), r#"[7,60,120,2,7,-1,1,0,null,null,5,-1,9,null,4]"#);
     }
 
     #[test]
     fn inserts_new_rows_and_merges_into_existing_ones() {
         let a = acc(&[1.0, 2.0]);
-        let ids = HashMap::from([(0, 7)]);
-        let writes = plan(&a, &ids, &HashMap::new()).unwrap();
+        let writes = plan(a.clone(), &HashMap::new()).unwrap();
         assert_eq!(writes.len(), 3);
         assert!(writes.iter().all(|w| matches!(w, Write::Insert { series_id: 7, .. })));
 
         // The minute row exists already with one sample at version 4.
         let existing = acc(&[10.0]);
         let minute = Slot { resolution: 60, bucket_start: 120 };
-        let old = &existing.series[&0][&minute];
+        let old = &existing[&(7, minute)];
         let stored = HashMap::from([((7, minute), Stored { row: old.to_row(), version: 4 })]);
-        let writes = plan(&a, &ids, &stored).unwrap();
+        let writes = plan(a, &stored).unwrap();
         let update = writes.iter().find_map(|w| match w {
             Write::Update { slot, row, version, .. } if *slot == minute => Some((row, *version)),
             _ => None,
@@ -79,10 +110,5 @@ mod tests {
         assert_eq!(version, 4);
         assert_eq!((row.count, row.sum, row.max), (3.0, 13.0, Some(10.0)));
         assert_eq!(writes.iter().filter(|w| matches!(w, Write::Insert { .. })).count(), 2);
-    }
-
-    #[test]
-    fn a_series_without_an_id_is_an_error() {
-        assert!(plan(&acc(&[1.0]), &HashMap::new(), &HashMap::new()).is_err());
     }
 }

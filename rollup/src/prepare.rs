@@ -8,11 +8,12 @@ use crate::series::Keyed;
 use proto::point::{Kind, Point};
 use std::collections::{BTreeMap, HashMap};
 
-/// A stored cumulative state and its guard version.
+/// A cumulative state a series starts from, and the guard version D1 holds
+/// it at (`None`: D1 has none yet, the state is the run's own).
 #[derive(Clone, Debug)]
 pub struct StoredState {
     pub point: Point,
-    pub version: i64,
+    pub version: Option<i64>,
 }
 
 /// A cumulative state to write: inserted if `version` is `None`, else
@@ -135,7 +136,7 @@ pub fn prepare(keyed: &Keyed<'_>, targets: &[Target], states: &HashMap<String, S
         }
         if let Some(last) = prev {
             if stored.is_none_or(|s| s.point != *last) {
-                out.states.push(StateWrite { series_hash: hash, point: last.clone(), version: stored.map(|s| s.version) });
+                out.states.push(StateWrite { series_hash: hash, point: last.clone(), version: stored.and_then(|s| s.version) });
             }
         }
     }
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn stored_state_is_the_baseline_and_old_points_add_nothing() {
-        let states = HashMap::from([(hash(), StoredState { point: counter(120, 9.0), version: 7 })]);
+        let states = HashMap::from([(hash(), StoredState { point: counter(120, 9.0), version: Some(7) })]);
         let b = batches(vec![counter(60, 5.0), counter(180, 10.0)]);
         let k = key(&b);
         let out = prepare(&k, &own(&k), &states);

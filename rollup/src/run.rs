@@ -1,24 +1,29 @@
-//! One rollup run: list new archives, apply each exactly once, move the
-//! cursor, and record a report.
+//! One rollup run: list new archives, read them all into one set of
+//! pending aggregates ([`crate::pending`]), commit it (in one transaction,
+//! or a few if it grows past a commit's budget), move the cursor, and
+//! record a report.
 
 use crate::accumulate::Slot;
 use crate::config::{Config, Limit};
 use crate::error::{Context, RollupError};
+use crate::pending::{data_hour, Pending};
+use crate::prepare::StoredState;
 use crate::retention::{Cutoffs, Expired};
 use crate::series::{self, Series};
+use crate::store::catalog::Catalog;
 use crate::{chunk, cursor, dedup, guard, plan, prepare, quarantine, store};
 use proto::d1::{Db, Usage};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
-use worker::{js_sys, Bucket, D1PreparedStatement, Env};
+use std::collections::{HashMap, HashSet, VecDeque};
+use worker::{js_sys, Bucket, Env};
 
 /// Binding names, as in `wrangler.toml`.
 pub const DB: &str = "DB";
 pub const ARCHIVES: &str = "ARCHIVES";
 /// Pages of 1,000 keys one run lists at most.
 const MAX_LIST_PAGES: usize = 10;
-/// How long the run lease lasts without being extended; every applied
-/// archive extends it. A run that dies holds it this long at most.
+/// How long the run lease lasts without being extended; every commit
+/// extends it. A run that dies holds it this long at most.
 pub const LEASE_MS: u64 = 5 * 60 * 1000;
 
 /// What a run did; the last one is kept in `rollup_state` for `GET /status`.
@@ -32,8 +37,12 @@ pub struct Report {
     pub archives: u64,
     /// Points those archives held.
     pub points: u64,
-    /// Archives that failed and are left for the next run.
+    /// Archives that failed and are left for the next run; and commits of
+    /// several archives that failed, after which the run applied those
+    /// archives one at a time (so that a failure names its archive).
     pub errors: Vec<String>,
+    /// Transactions that applied points (each also holds its ledger rows).
+    pub commits: u32,
     /// Archives this run set aside after they failed the same way on
     /// [`quarantine::AFTER_RUNS`] consecutive runs.
     pub quarantined: Vec<quarantine::Quarantined>,
@@ -78,250 +87,393 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
     let config = Config::from_vars(|name| env.var(name).ok().map(|v| v.to_string()))?;
     let now_ms = worker::Date::now().as_millis();
     let cutoffs = config.retention.cutoffs(now_ms);
-    let mut report = Report { started_ms: now_ms, outcome: "ok", ..Default::default() };
+    let report = Report { started_ms: now_ms, outcome: "ok", ..Default::default() };
     let holder = format!("{now_ms}-{:016x}", (js_sys::Math::random() * 18_446_744_073_709_551_615.0) as u64);
-    if !store::acquire_lease(&db, &holder, now_ms, now_ms + LEASE_MS).await? {
+    if !store::lease::acquire(&db, &holder, now_ms, now_ms + LEASE_MS).await? {
         // Not recorded as the last run: that stays the report of one that worked.
-        report.outcome = "skipped";
-        report.finished_ms = worker::Date::now().as_millis();
-        return Ok(report);
+        let finished_ms = worker::Date::now().as_millis();
+        return Ok(Report { outcome: "skipped", finished_ms, ..report });
     }
-
-    let result: Result<Report, RollupError> = async {
-        let current = store::state(&db, "cursor").await?;
-        // Keys after the cursor, page by page: applied archives within the grace
-        // period are listed again every run, so page past them to the new ones.
-        let mut keys: Vec<String> = Vec::new();
-        let mut processed = HashSet::new();
-        let mut todo: Vec<String> = Vec::new();
-        let mut after = current.clone();
-        for _ in 0..MAX_LIST_PAGES {
-            let mut list = bucket.list().prefix(proto::archive::KEY_PREFIX).limit(1000);
-            if let Some(a) = &after {
-                list = list.start_after(a.clone());
-            }
-            let listing = list.execute().await.during("listing archives")?;
-            let page: Vec<String> = listing.objects().iter().map(|o| o.key()).collect();
-            let Some(last) = page.last().cloned() else { break };
-            let done = store::processed(&db, &page).await?;
-            for key in page {
-                if done.contains(&key) {
-                    processed.insert(key.clone());
-                } else if todo.len() < config.budget.archives as usize {
-                    todo.push(key.clone());
-                }
-                keys.push(key);
-            }
-            after = Some(last);
-            if todo.len() >= config.budget.archives as usize || !listing.truncated() {
-                break;
-            }
+    let mut work = Work {
+        db: &db,
+        bucket: &bucket,
+        holder: &holder,
+        config: &config,
+        cutoffs: &cutoffs,
+        catalog: HashMap::new(),
+        states: HashMap::new(),
+        pending: Pending::default(),
+        report,
+        processed: HashSet::new(),
+        failed: Vec::new(),
+    };
+    let result = work.run().await;
+    if result.is_err() {
+        // Best effort: otherwise the lease expires on its own.
+        if let Ok(release) = store::lease::release(&db, &holder) {
+            let _ = release.run().await;
         }
-        report.listed = keys.len();
+    }
+    result.map(|()| work.report)
+}
 
-        let mut failed = Vec::new();
-        for key in &todo {
-            let elapsed_ms = worker::Date::now().as_millis().saturating_sub(now_ms);
-            if let Some(limit) = config.budget.exhausted(report.archives, report.points, elapsed_ms) {
-                report.stopped_by = Some(limit);
-                break;
-            }
-            match apply_archive(&db, &bucket, &holder, key, now_ms, &config, &cutoffs, &mut report).await {
-                Ok(Applied::Whole) => {
-                    report.archives += 1;
-                    processed.insert(key.clone());
-                }
-                Ok(Applied::Stopped(limit)) => {
-                    report.stopped_by = Some(limit);
-                    break;
-                }
-                Err(e) => {
-                    report.errors.push(e.to_string());
-                    failed.push((key.clone(), e));
-                }
-            }
-        }
-        // A failure counts towards setting the archive aside if it lies in
-        // the archive, or if D1 failed on it while applying others.
-        for (key, e) in failed {
-            if !quarantine::counts(e.blame(), report.archives) {
-                continue;
-            }
-            match quarantine::after_failure(&db, &bucket, &key, &e.to_string(), worker::Date::now().as_millis()).await {
-                Ok(Some(q)) => {
-                    processed.insert(key);
-                    report.quarantined.push(q);
-                }
-                Ok(None) => {}
-                Err(e) => report.errors.push(format!("setting {key} aside: {e}")),
-            }
-        }
+/// Why reading or committing stopped short.
+enum Failure {
+    /// Reading or folding this archive failed; what it had folded before
+    /// stays pending.
+    Archive(RollupError),
+    /// A commit failed and nothing of it was applied: the archives it held.
+    Commit(Vec<String>, RollupError),
+}
 
-        report.cursor = cursor::advance(current.clone(), &keys, &processed, now_ms);
+impl From<RollupError> for Failure {
+    fn from(e: RollupError) -> Failure {
+        Failure::Archive(e)
+    }
+}
+
+/// How reading an archive ended, short of a failure.
+enum Read {
+    /// Every batch read; the archive is recorded with the commit.
+    Whole,
+    /// A budget ran out between parts: the rest waits for the next run,
+    /// which skips the batches committed already.
+    Stopped(Limit),
+}
+
+/// One run's bindings, caches and pending work.
+struct Work<'a> {
+    db: &'a Db,
+    bucket: &'a Bucket,
+    holder: &'a str,
+    config: &'a Config,
+    cutoffs: &'a Cutoffs,
+    /// Catalog rows of the series seen this run, by identity hash.
+    catalog: HashMap<u128, Catalog>,
+    /// Cumulative states as D1 holds them (after this run's commits), by
+    /// identity hash; `None`: D1 has none.
+    states: HashMap<String, Option<StoredState>>,
+    pending: Pending,
+    report: Report,
+    /// Listed archives the ledger holds, this run's included.
+    processed: HashSet<String>,
+    failed: Vec<(String, RollupError)>,
+}
+
+impl Work<'_> {
+    async fn run(&mut self) -> Result<(), RollupError> {
+        let (keys, todo, current) = self.list().await?;
+        self.report.listed = keys.len();
+        self.apply(todo).await;
+        self.set_aside_failures().await;
+
+        let report = &mut self.report;
+        report.cursor = cursor::advance(current.clone(), &keys, &self.processed, report.started_ms);
         // Retention, in bounded steps: what one run leaves, the next deletes.
-        match store::expire(&db, &cutoffs, report.cursor.as_deref(), config.max_deletes).await {
+        match store::expire(self.db, self.cutoffs, report.cursor.as_deref(), self.config.max_deletes).await {
             Ok(expired) => report.expired = expired,
             Err(e) => report.errors.push(format!("retention: {e}")),
         }
         report.finished_ms = worker::Date::now().as_millis();
         report.wasm_memory_bytes = wasm_memory_bytes();
-        report.d1 = db.usage();
-        (report.lag_ms, report.backlog) = cursor::backlog(&keys, &processed, report.finished_ms);
-        if report.stopped_by.is_none() && report.backlog > 0 && report.archives >= u64::from(config.budget.archives) {
+        report.d1 = self.db.usage();
+        (report.lag_ms, report.backlog) = cursor::backlog(&keys, &self.processed, report.finished_ms);
+        if report.stopped_by.is_none() && report.backlog > 0 && report.archives >= u64::from(self.config.budget.archives) {
             // The listing stopped at the archive budget.
             report.stopped_by = Some(Limit::Archives);
         }
         if !report.errors.is_empty() {
             report.outcome = "errors";
         }
+        let db = self.db;
         let mut state = vec![
-            store::set_state(&db, "last_run", &serde_json::to_string(&report).unwrap_or_default())?,
-            store::release_lease(&db, &holder)?,
+            store::set_state(db, "last_run", &serde_json::to_string(&report).unwrap_or_default())?,
+            store::lease::release(db, self.holder)?,
         ];
         if report.cursor != current {
             if let Some(c) = &report.cursor {
-                state.push(store::set_state(&db, "cursor", c)?);
+                state.push(store::set_state(db, "cursor", c)?);
             }
         }
         db.batch(state).await.during("saving the run report")?;
-        Ok(report)
+        Ok(())
     }
-    .await;
-    if result.is_err() {
-        // Best effort: otherwise the lease expires on its own.
-        if let Ok(release) = store::release_lease(&db, &holder) {
-            let _ = release.run().await;
-        }
-    }
-    result
-}
 
-/// How an archive's application ended, short of an error.
-enum Applied {
-    /// Every chunk applied; the archive is recorded.
-    Whole,
-    /// A budget ran out between chunks: the rest waits for the next run,
-    /// which skips the batches applied already.
-    Stopped(Limit),
-}
-
-/// Reads one archive and applies it chunk by chunk ([`crate::chunk`]), each
-/// chunk in one transaction; adds its points and what it set aside to
-/// `report`.
-#[allow(clippy::too_many_arguments)]
-async fn apply_archive(
-    db: &Db,
-    bucket: &Bucket,
-    holder: &str,
-    key: &str,
-    started_ms: u64,
-    config: &Config,
-    cutoffs: &Cutoffs,
-    report: &mut Report,
-) -> Result<Applied, RollupError> {
-    let read = |source| RollupError::Read { key: key.to_owned(), source };
-    let object = bucket.get(key).execute().await.map_err(read)?;
-    // Listed a moment ago, so it exists unless deleted by hand since.
-    let Some(object) = object else {
-        return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive vanished".into() });
-    };
-    if object.size() > proto::archive::MAX_ARCHIVE_BYTES as u64 {
-        return Err(RollupError::Archive { key: key.to_owned(), source: proto::archive::ArchiveError::FileTooLarge(object.size()) });
-    }
-    let Some(body) = object.body() else {
-        return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive has no body".into() });
-    };
-    let bytes = body.bytes().await.map_err(read)?;
-    let mut points = 0;
-    for chunk in chunk::Chunks::new(&bytes) {
-        let mut chunk = chunk.map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
-        // Batches delivered or sent before, in this archive or another, are skipped.
-        let applied = store::applied_batches(db, &dedup::ids(&chunk.batches)).await?;
-        dedup::fresh(&mut chunk.batches, &applied);
-        // In parts whose buckets fit one transaction's memory.
-        for part in chunk::parts(&chunk.batches) {
-            let last = chunk.last && part.last;
-            let lease = store::keep_lease(db, holder, worker::Date::now().as_millis() + LEASE_MS)?;
-            let finished = last.then_some(points);
-            let (n, set_aside) = apply_part(db, lease, key, part.batches, part.keyed, finished, started_ms, config, cutoffs).await?;
-            points += n;
-            report.points += n;
-            report.set_aside.extend(set_aside);
-            if last {
-                return Ok(Applied::Whole);
+    /// Keys after the cursor, page by page (applied archives within the
+    /// grace period are listed again every run, so it pages past them to
+    /// the new ones); the ones to apply, up to the archive budget; the cursor.
+    async fn list(&mut self) -> Result<(Vec<String>, Vec<String>, Option<String>), RollupError> {
+        let current = store::state(self.db, "cursor").await?;
+        let budget = self.config.budget.archives as usize;
+        let (mut keys, mut todo) = (Vec::new(), Vec::new());
+        let mut after = current.clone();
+        for _ in 0..MAX_LIST_PAGES {
+            let mut list = self.bucket.list().prefix(proto::archive::KEY_PREFIX).limit(1000);
+            if let Some(a) = &after {
+                list = list.start_after(a.clone());
             }
-            let elapsed_ms = worker::Date::now().as_millis().saturating_sub(started_ms);
-            if let Some(limit) = config.budget.exhausted_within_archive(report.points, elapsed_ms) {
-                return Ok(Applied::Stopped(limit));
+            let listing = list.execute().await.during("listing archives")?;
+            let page: Vec<String> = listing.objects().iter().map(|o| o.key()).collect();
+            let Some(last) = page.last().cloned() else { break };
+            let done = store::ledger::processed(self.db, &page).await?;
+            for key in page {
+                if done.contains(&key) {
+                    self.processed.insert(key.clone());
+                } else if todo.len() < budget {
+                    todo.push(key.clone());
+                }
+                keys.push(key);
+            }
+            after = Some(last);
+            if todo.len() >= budget || !listing.truncated() {
+                break;
             }
         }
+        Ok((keys, todo, current))
     }
-    Ok(Applied::Whole)
-}
 
-/// Applies one part of a chunk (`batches`, keyed) in one transaction,
-/// with the archive's record (`finished`: its points before this part) if
-/// it is the last; returns the part's points and what it set aside.
-#[allow(clippy::too_many_arguments)]
-async fn apply_part(
-    db: &Db,
-    lease: D1PreparedStatement,
-    key: &str,
-    batches: &[proto::point::Batch],
-    mut keyed: series::Keyed<'_>,
-    finished: Option<u64>,
-    now_ms: u64,
-    config: &Config,
-    cutoffs: &Cutoffs,
-) -> Result<(u64, prepare::SetAside), RollupError> {
-    let batch_ids = dedup::ids(batches);
-    let all: Vec<(u32, &Series<'_>)> = keyed.series.iter().enumerate().map(|(i, s)| (i as u32, s)).collect();
-    // Series already in the catalog; new ones are admitted up to the
-    // metric's limit and the rest folded into its overflow series.
-    let mut catalog = store::lookup_series(db, &all).await?;
-    let new: Vec<u32> = (0..keyed.series.len() as u32).filter(|i| !catalog.contains_key(i)).collect();
-    let mut metrics: Vec<(String, String)> =
-        new.iter().map(|&i| (keyed.series[i as usize].tenant.to_owned(), keyed.series[i as usize].metric.to_owned())).collect();
-    metrics.sort();
-    metrics.dedup();
-    let counts = store::series_counts(db, &metrics).await?;
-    let before = keyed.series.len() as u32;
-    let folded = guard::fold(&mut keyed.series, &new, &counts, config.max_series_per_metric);
-    let create: Vec<(u32, &Series<'_>)> = new
-        .iter()
-        .copied()
-        .filter(|i| !folded.contains_key(i))
-        .chain(before..keyed.series.len() as u32)
-        .map(|i| (i, &keyed.series[i as usize]))
-        .collect();
-    catalog.extend(store::create_series(db, &create).await?);
-    let targets = (0..keyed.series.len() as u32)
-        .map(|i| {
-            let target = folded.get(&i).copied().unwrap_or(i);
-            let c = catalog
-                .get(&target)
-                .ok_or_else(|| RollupError::Conflict { key: key.to_owned(), reason: "a series has no catalog row".into() })?;
-            Ok(prepare::Target { series: target, kind: c.kind, unit: c.unit.clone() })
-        })
-        .collect::<Result<Vec<_>, RollupError>>()?;
-    let states = store::cumulative_states(db, &prepare::cumulative_hashes(&keyed)).await?;
-    let mut prepared = prepare::prepare(&keyed, &targets, &states);
-    prepared.acc.drop_expired(cutoffs);
-    let ids: HashMap<u32, i64> = catalog.iter().map(|(i, c)| (*i, c.id)).collect();
-    let places: Vec<(i64, Slot)> = prepared
-        .acc
-        .series
-        .iter()
-        .flat_map(|(i, slots)| {
-            let id = ids.get(i).copied().unwrap_or_default();
-            slots.keys().map(move |s| (id, *s))
-        })
-        .collect();
-    let stored = store::stored(db, &places).await?;
-    let writes = plan::plan(&prepared.acc, &ids, &stored)?;
-    let late = prepared.acc.late_tenants(&keyed.series, (now_ms / 1000) as i64);
-    let points = prepared.acc.points;
-    let finished = finished.map(|before| before + points);
-    store::apply(db, lease, &writes, &prepared.states, key, &batch_ids, &late, finished, now_ms).await?;
-    Ok((points, prepared.set_aside))
+    /// Reads `todo` into pending work and commits it, until a budget runs
+    /// out. If a commit of several archives fails, those archives are read
+    /// again and committed one at a time, so that a failure names its
+    /// archive (and one that keeps failing is set aside).
+    async fn apply(&mut self, todo: Vec<String>) {
+        let mut queue: VecDeque<String> = todo.into();
+        let mut alone = false;
+        loop {
+            while let Some(key) = queue.pop_front() {
+                let elapsed_ms = worker::Date::now().as_millis().saturating_sub(self.report.started_ms);
+                let archives = self.report.archives + self.pending.archives.len() as u64;
+                if let Some(limit) = self.config.budget.exhausted(archives, self.report.points + self.pending.points, elapsed_ms) {
+                    self.report.stopped_by = Some(limit);
+                    break;
+                }
+                let mut result = self.read(&key).await;
+                if alone || self.pending.full() {
+                    result = match result {
+                        Ok(read) => self.flush().await.map(|()| read),
+                        Err(e) => Err(e),
+                    };
+                }
+                match result {
+                    Ok(Read::Whole) => {}
+                    Ok(Read::Stopped(limit)) => {
+                        self.report.stopped_by = Some(limit);
+                        break;
+                    }
+                    Err(Failure::Archive(e)) => {
+                        self.report.errors.push(e.to_string());
+                        self.failed.push((key, e));
+                    }
+                    Err(Failure::Commit(touched, e)) => self.commit_failed(touched, e, &mut queue, &mut alone),
+                }
+            }
+            match self.flush().await {
+                Ok(()) => return,
+                Err(Failure::Commit(touched, e)) => {
+                    self.commit_failed(touched, e, &mut queue, &mut alone);
+                    if queue.is_empty() || self.report.stopped_by.is_some() {
+                        return;
+                    }
+                }
+                Err(Failure::Archive(e)) => return self.report.errors.push(e.to_string()),
+            }
+        }
+    }
+
+    /// After a failed commit: one archive's failure is recorded against it;
+    /// the archives of a larger commit are queued again, one per commit.
+    fn commit_failed(&mut self, mut touched: Vec<String>, e: RollupError, queue: &mut VecDeque<String>, alone: &mut bool) {
+        self.report.errors.push(e.to_string());
+        if touched.len() == 1 {
+            if let Some(key) = touched.pop() {
+                self.failed.push((key, e));
+            }
+            return;
+        }
+        *alone = true;
+        for key in touched.into_iter().rev() {
+            if !queue.contains(&key) {
+                queue.push_front(key);
+            }
+        }
+    }
+
+    /// A failure counts towards setting the archive aside if it lies in
+    /// the archive, or if D1 failed on it while applying others.
+    async fn set_aside_failures(&mut self) {
+        for (key, e) in std::mem::take(&mut self.failed) {
+            if !quarantine::counts(e.blame(), self.report.archives) {
+                continue;
+            }
+            match quarantine::after_failure(self.db, self.bucket, &key, &e.to_string(), worker::Date::now().as_millis()).await {
+                Ok(Some(q)) => {
+                    self.processed.insert(key);
+                    self.report.quarantined.push(q);
+                }
+                Ok(None) => {}
+                Err(e) => self.report.errors.push(format!("setting {key} aside: {e}")),
+            }
+        }
+    }
+
+    /// Reads one archive chunk by chunk ([`crate::chunk`]) into pending
+    /// work, committing whenever that is full.
+    async fn read(&mut self, key: &str) -> Result<Read, Failure> {
+        let read = |source| RollupError::Read { key: key.to_owned(), source };
+        let object = self.bucket.get(key).execute().await.map_err(read)?;
+        // Listed a moment ago, so it exists unless deleted by hand since.
+        let Some(object) = object else {
+            return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive vanished".into() }.into());
+        };
+        if object.size() > proto::archive::MAX_ARCHIVE_BYTES as u64 {
+            let source = proto::archive::ArchiveError::FileTooLarge(object.size());
+            return Err(RollupError::Archive { key: key.to_owned(), source }.into());
+        }
+        let Some(body) = object.body() else {
+            return Err(RollupError::Conflict { key: key.to_owned(), reason: "archive has no body".into() }.into());
+        };
+        let bytes = body.bytes().await.map_err(read)?;
+        for chunk in chunk::Chunks::new(&bytes) {
+            let mut chunk = chunk.map_err(|source| RollupError::Archive { key: key.to_owned(), source })?;
+            // Batches delivered or sent before, in this archive or another,
+            // committed or pending, are skipped.
+            let candidates: Vec<(i64, &str)> =
+                chunk.batches.iter().filter(|b| !b.batch_id.is_empty()).map(|b| (data_hour(b), b.batch_id.as_str())).collect();
+            let mut applied = store::ledger::applied(self.db, &candidates).await?;
+            applied.extend(chunk.batches.iter().filter(|b| self.pending.has_batch(&b.batch_id)).map(|b| b.batch_id.clone()));
+            dedup::fresh(&mut chunk.batches, &applied);
+            // In parts whose buckets fit one transaction's memory.
+            for part in chunk::parts(&chunk.batches) {
+                self.fold(key, part.batches, part.keyed).await?;
+                if chunk.last && part.last {
+                    self.pending.finish(key);
+                    return Ok(Read::Whole);
+                }
+                if self.pending.full() {
+                    self.flush().await?;
+                }
+                let elapsed_ms = worker::Date::now().as_millis().saturating_sub(self.report.started_ms);
+                if let Some(limit) = self.config.budget.exhausted_within_archive(self.report.points + self.pending.points, elapsed_ms) {
+                    return Ok(Read::Stopped(limit));
+                }
+            }
+        }
+        self.pending.finish(key);
+        Ok(Read::Whole)
+    }
+
+    /// Folds one part of a chunk of archive `key` (`batches`, keyed) into
+    /// pending work.
+    async fn fold(&mut self, key: &str, batches: &[proto::point::Batch], mut keyed: series::Keyed<'_>) -> Result<(), RollupError> {
+        // Series already in the catalog; new ones are admitted up to the
+        // metric's limit and the rest folded into its overflow series.
+        let mut catalog: HashMap<u32, Catalog> = HashMap::new();
+        let mut unknown: Vec<(u32, &Series<'_>)> = Vec::new();
+        for (i, s) in keyed.series.iter().enumerate() {
+            match self.catalog.get(&s.hash) {
+                Some(c) => drop(catalog.insert(i as u32, c.clone())),
+                None => unknown.push((i as u32, s)),
+            }
+        }
+        catalog.extend(store::catalog::lookup_series(self.db, &unknown).await?);
+        let new: Vec<u32> = (0..keyed.series.len() as u32).filter(|i| !catalog.contains_key(i)).collect();
+        let mut metrics: Vec<(String, String)> =
+            new.iter().map(|&i| (keyed.series[i as usize].tenant.to_owned(), keyed.series[i as usize].metric.to_owned())).collect();
+        metrics.sort();
+        metrics.dedup();
+        let counts = store::catalog::series_counts(self.db, &metrics).await?;
+        let before = keyed.series.len() as u32;
+        let folded = guard::fold(&mut keyed.series, &new, &counts, self.config.max_series_per_metric);
+        let create: Vec<(u32, &Series<'_>)> = new
+            .iter()
+            .copied()
+            .filter(|i| !folded.contains_key(i))
+            .chain(before..keyed.series.len() as u32)
+            .map(|i| (i, &keyed.series[i as usize]))
+            .collect();
+        catalog.extend(store::catalog::create_series(self.db, &create).await?);
+        for (i, c) in &catalog {
+            self.catalog.entry(keyed.series[*i as usize].hash).or_insert_with(|| c.clone());
+        }
+        let targets = (0..keyed.series.len() as u32)
+            .map(|i| {
+                let target = folded.get(&i).copied().unwrap_or(i);
+                let c = catalog
+                    .get(&target)
+                    .ok_or_else(|| RollupError::Conflict { key: key.to_owned(), reason: "a series has no catalog row".into() })?;
+                Ok(prepare::Target { series: target, kind: c.kind, unit: c.unit.clone() })
+            })
+            .collect::<Result<Vec<_>, RollupError>>()?;
+        let states = self.baselines(&prepare::cumulative_hashes(&keyed)).await?;
+        let mut prepared = prepare::prepare(&keyed, &targets, &states);
+        prepared.acc.drop_expired(self.cutoffs);
+        let ids: HashMap<u32, i64> = catalog.iter().map(|(i, c)| (*i, c.id)).collect();
+        let late = prepared.acc.late_tenants(&keyed.series, (self.report.started_ms / 1000) as i64);
+        self.pending.read_batches(key, batches);
+        self.pending.fold(prepared, &ids, late)?;
+        Ok(())
+    }
+
+    /// The states the cumulative series `hashes` start from: this run's
+    /// pending one, else D1's (read once a run).
+    async fn baselines(&mut self, hashes: &[String]) -> Result<HashMap<String, StoredState>, RollupError> {
+        let missing: Vec<String> =
+            hashes.iter().filter(|h| !self.pending.states.contains_key(*h) && !self.states.contains_key(*h)).cloned().collect();
+        let mut found = store::cumulative::states(self.db, &missing).await?;
+        for h in missing {
+            let state = found.remove(&h);
+            self.states.insert(h, state);
+        }
+        Ok(hashes
+            .iter()
+            .filter_map(|h| self.pending.state(h).or_else(|| self.states.get(h).cloned().flatten()).map(|s| (h.clone(), s)))
+            .collect())
+    }
+
+    /// Commits pending work, if any, in one transaction.
+    async fn flush(&mut self) -> Result<(), Failure> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        match self.commit(&mut pending).await {
+            Ok(()) => {
+                let report = &mut self.report;
+                report.commits += 1;
+                report.archives += pending.archives.len() as u64;
+                report.points += pending.points;
+                report.set_aside.extend(std::mem::take(&mut pending.set_aside));
+                for s in pending.states.into_values() {
+                    let version = Some(s.version.map_or(1, |v| v + 1));
+                    self.states.insert(s.series_hash, Some(StoredState { point: s.point, version }));
+                }
+                self.processed.extend(pending.archives);
+                Ok(())
+            }
+            Err(e) => {
+                // Another writer may have moved them: read them again.
+                self.states.clear();
+                Err(Failure::Commit(pending.touched, e))
+            }
+        }
+    }
+
+    async fn commit(&self, pending: &mut Pending) -> Result<(), RollupError> {
+        let series = std::mem::take(&mut pending.series);
+        let places: Vec<(i64, Slot)> = series.keys().copied().collect();
+        let stored = store::aggregates::stored(self.db, &places).await?;
+        drop(places);
+        let writes = plan::plan(series, &stored)?;
+        drop(stored);
+        // Named after its archive when it holds one, so that the same
+        // failure reads the same run after run (quarantine compares them).
+        let what = match pending.touched.as_slice() {
+            [one] => one.clone(),
+            many => format!("{} archives from {}", many.len(), many.first().map_or("", String::as_str)),
+        };
+        let commit_id = format!("{}-{}", self.holder, self.report.commits + 1);
+        let now_ms = worker::Date::now().as_millis();
+        let lease = store::lease::keep(self.db, self.holder, now_ms + LEASE_MS)?;
+        store::commit(self.db, lease, &commit_id, &what, writes, pending, now_ms).await
+    }
 }

@@ -1,6 +1,8 @@
 //! What one archive makes the rollup hold, measured with a counting
 //! allocator: the peak heap of reading an archive chunk by chunk, keying,
-//! accumulating and planning every chunk's writes, over archives built by
+//! folding every part into a run's pending work and committing that
+//! (planning its writes and encoding their statements' JSON) whenever it
+//! is full, over archives built by
 //! ingest's own export code from requests at and near the limits.
 //!
 //! The bound is [`MAX_PEAK`], well inside a Worker's 128 MB, which also
@@ -12,7 +14,8 @@
 use ingest::body::Encoding;
 use ingest::export::{export, Context, Signal};
 use rollup::chunk::{self, Chunks};
-use rollup::plan;
+use rollup::pending::Pending;
+use rollup::plan::{self, Write};
 use rollup::prepare::{self, Target};
 use serde_json::json;
 use std::collections::HashMap;
@@ -84,18 +87,38 @@ fn peak_of(archive: &[u8]) -> (isize, u64) {
     let ((points, transactions), peak) = proto::heap::peak_of(|| {
         let mut points = 0;
         let mut transactions = 0;
+        // As a run does: every part folded into pending work, committed
+        // (planned and encoded as the statements' JSON) whenever that is
+        // full, and at the end.
+        let mut pending = Pending::default();
+        let mut ids_by_hash: HashMap<u128, i64> = HashMap::new();
+        let mut commit = |pending: &mut Pending| {
+            let series = std::mem::take(&mut pending.series);
+            let writes = plan::plan(series, &HashMap::new()).expect("planned");
+            assert!(!writes.is_empty());
+            let lists = proto::d1::json_lists(writes, Write::json);
+            assert!(!lists.is_empty());
+            points += std::mem::take(pending).points;
+            transactions += 1;
+        };
         for chunk in Chunks::new(archive) {
             let chunk = chunk.expect("readable");
             for part in chunk::parts(&chunk.batches) {
-                transactions += 1;
                 let keyed = part.keyed;
                 let prepared = prepare::prepare(&keyed, &Target::own(&keyed), &HashMap::new());
-                let ids: HashMap<u32, i64> = (0..keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
-                let writes = plan::plan(&prepared.acc, &ids, &HashMap::new()).expect("planned");
-                assert!(!writes.is_empty());
-                points += prepared.acc.points;
+                let mut ids: HashMap<u32, i64> = HashMap::new();
+                for (i, s) in keyed.series.iter().enumerate() {
+                    let next = ids_by_hash.len() as i64;
+                    ids.insert(i as u32, *ids_by_hash.entry(s.hash).or_insert(next));
+                }
+                pending.read_batches("k", part.batches);
+                pending.fold(prepared, &ids, Vec::new()).expect("folded");
+                if pending.full() {
+                    commit(&mut pending);
+                }
             }
         }
+        commit(&mut pending);
         (points, transactions)
     });
     eprintln!("  {transactions} transactions");

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use prost::Message;
 use proto::point::Batch;
 use rollup::chunk::{self, Chunks};
+use rollup::pending::Pending;
 use rollup::plan;
 use rollup::prepare::{self, Target};
 use std::collections::HashMap;
@@ -21,13 +22,18 @@ fn batch() -> Vec<u8> {
 }
 
 fn run(archive: &[u8]) {
+    let mut pending = Pending::default();
     for chunk in Chunks::new(archive) {
         let Ok(chunk) = chunk else { return };
         for part in chunk::parts(&chunk.batches) {
             let prepared = prepare::prepare(&part.keyed, &Target::own(&part.keyed), &HashMap::new());
             let ids: HashMap<u32, i64> = (0..part.keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
-            let _ = plan::plan(&prepared.acc, &ids, &HashMap::new());
+            pending.read_batches("k", part.batches);
+            let _ = pending.fold(prepared, &ids, Vec::new());
         }
+    }
+    if let Ok(writes) = plan::plan(pending.series, &HashMap::new()) {
+        let _ = proto::d1::json_lists(writes, plan::Write::json);
     }
 }
 

@@ -144,9 +144,15 @@ pub fn d1(sql: &str) -> Result<Vec<serde_json::Value>> {
 }
 
 /// Keys of the archives the rollup has applied whose key time is at least
-/// `since_ms`, read from its ledger.
+/// `since_ms`, read from its ledger: the per-commit rows (migration 0009)
+/// and the per-archive rows written before them.
 pub fn applied_archive_keys(since_ms: u64) -> Result<Vec<String>> {
-    let sql = format!("SELECT key FROM processed_archives WHERE key >= '{}{since_ms:013}' ORDER BY key", proto::archive::KEY_PREFIX);
+    let since = format!("{}{since_ms:013}", proto::archive::KEY_PREFIX);
+    let sql = format!(
+        "SELECT key FROM processed_archives WHERE key >= '{since}' \
+         UNION SELECT j.value AS key FROM ledger_archives a, json_each(a.keys) j WHERE a.last_key >= '{since}' AND j.value >= '{since}' \
+         ORDER BY key"
+    );
     Ok(d1(&sql)?.iter().filter_map(|r| r["key"].as_str().map(str::to_owned)).collect())
 }
 

@@ -122,6 +122,34 @@ fn sums_beyond_the_largest_double_saturate_instead_of_failing() -> anyhow::Resul
 }
 
 #[test]
+fn every_double_is_stored_exactly() -> anyhow::Result<()> {
+    let stack = stack();
+    let metric = unique("exact.gauge");
+    let t = now_nanos() / 1_000_000_000 - 60;
+    // SQLite reads 1.7e308 back as 1.7000000000000001e308 and 1e-300 as
+    // 9.999999999999999e-301 when they travel as JSON text; the rollup
+    // sends each REAL as an exact pair instead (proto::d1::real_parts).
+    let values = [1e-300, 1.7e308, -1.7e308, 5e-324, -2.5e-310, f64::MIN_POSITIVE, 0.1, 0.1 + 0.2, 123.456_789_012_345_68, 1.5e9];
+    let labels: Vec<String> = (0..values.len()).map(|i| format!("v{i}")).collect();
+    let points: Vec<(u64, f64, &str)> = values.iter().zip(&labels).map(|(&v, l)| (t, v, l.as_str())).collect();
+    post_labelled_gauge(&stack, DEV_INGEST_KEY, &metric, "", "which", &points)?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == values.len() as f64).then_some(())))?;
+    let rows = d1(&format!(
+        "SELECT s.labels->>'$.which' AS which, a.sum AS sum, a.min AS min, a.max AS max, a.last AS last \
+         FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{metric}' AND a.resolution = 60"
+    ))?;
+    assert_eq!(rows.len(), values.len(), "{rows:?}");
+    for row in &rows {
+        let i: usize = row["which"].as_str().and_then(|w| w[1..].parse().ok()).expect("a label v<i>");
+        for column in ["sum", "min", "max", "last"] {
+            let got = row[column].as_f64().map(f64::to_bits);
+            assert_eq!(got, Some(values[i].to_bits()), "{column} of {:e}: {row}", values[i]);
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn status_needs_the_operator_key() -> anyhow::Result<()> {
     let stack = stack();
     let url = format!("{}/status", stack.rollup);
