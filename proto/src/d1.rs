@@ -57,24 +57,52 @@ pub fn hex(bytes: &[u8]) -> String {
 /// `json_each(?)`: a long list costs one statement per megabyte instead of
 /// one per 100 values.
 pub fn json_lists<T>(items: impl IntoIterator<Item = T>, to_json: impl Fn(T) -> serde_json::Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut list = String::from("[");
+    let mut lists = JsonLists::default();
     for item in items {
-        let value = to_json(item).to_string();
-        if list.len() > 1 && list.len() + value.len() + 1 > MAX_JSON_PARAM_BYTES {
-            list.push(']');
-            out.push(std::mem::replace(&mut list, String::from("[")));
-        }
-        if list.len() > 1 {
-            list.push(',');
-        }
-        list.push_str(&value);
+        lists.push(&to_json(item));
     }
-    if list.len() > 1 {
-        list.push(']');
-        out.push(list);
+    lists.finish()
+}
+
+/// [`json_lists`] built one item at a time, for a caller that sorts items
+/// into several lists as it makes them.
+#[derive(Debug, Default)]
+pub struct JsonLists {
+    done: Vec<String>,
+    list: String,
+    items: usize,
+}
+
+impl JsonLists {
+    pub fn push(&mut self, value: &serde_json::Value) {
+        let value = value.to_string();
+        if !self.list.is_empty() && self.list.len() + value.len() + 2 > MAX_JSON_PARAM_BYTES {
+            self.list.push(']');
+            self.done.push(std::mem::take(&mut self.list));
+        }
+        self.list.push(if self.list.is_empty() { '[' } else { ',' });
+        self.list.push_str(&value);
+        self.items += 1;
     }
-    out
+
+    /// Items pushed so far.
+    pub fn len(&self) -> usize {
+        self.items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+
+    /// The lists, each a JSON array of at most [`MAX_JSON_PARAM_BYTES`]
+    /// (or one item); none if nothing was pushed.
+    pub fn finish(mut self) -> Vec<String> {
+        if !self.list.is_empty() {
+            self.list.push(']');
+            self.done.push(self.list);
+        }
+        self.done
+    }
 }
 
 /// A finite `x` as the integers `[m, e]` with `x = m · 2^e` exactly and

@@ -17,12 +17,24 @@ use proto::aggregate::{Aggregate, AggregateError};
 use proto::point::Batch;
 use std::collections::{btree_map::Entry, BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// Buckets (distinct series and minute, hour or day) a run holds before it
+/// Bytes of aggregates ([`Aggregate::bytes`]) a run holds before it
 /// commits, give or take one part's ([`crate::chunk::MAX_PART_BUCKETS`]).
-/// 10,000 series that each get a point every 10 s touch about 40,000 a
-/// minute, so a minutely run of them is one commit. `tests/memory.rs`
-/// measures what they weigh.
-pub const MAX_COMMIT_BUCKETS: usize = 30_000;
+/// A commit holds about three times that at its peak: the aggregates, the
+/// stored rows it reads for them and the statements' JSON
+/// (`tests/memory.rs` measures it). A minute of 10,000 series that each get
+/// a point every 10 s (xtask's W1) is about 40,000 buckets of mostly
+/// small histograms, 11 MB: one commit a minutely run, so that each hour
+/// and day row is written once a run, not once a commit.
+pub const MAX_COMMIT_BYTES: usize = 14 << 20;
+
+/// Buckets (distinct series and minute, hour or day) a run holds at most
+/// before it commits, however small: each is a D1 row to read and write in
+/// one transaction.
+pub const MAX_COMMIT_BUCKETS: usize = 100_000;
+
+/// What a pending bucket weighs beyond its aggregate: its key and its share
+/// of the map's nodes.
+const ENTRY_BYTES: usize = 64;
 
 /// The unix hour (seconds, a multiple of 3600) of a batch's earliest point,
 /// under which the ledger keeps its id: a copy of the batch has the same.
@@ -39,6 +51,8 @@ pub struct Pending {
     /// One flat map: a map per series would allocate a node of eleven
     /// entries for a series' three or four buckets, 2 KB each.
     pub series: BTreeMap<(i64, Slot), Aggregate>,
+    /// What `series` weighs, by [`Aggregate::bytes`].
+    bytes: usize,
     /// The last cumulative point per series identity, with the version D1
     /// had when the run read it.
     pub states: BTreeMap<String, StateWrite>,
@@ -64,8 +78,12 @@ impl Pending {
             let id = *ids.get(&series).ok_or_else(|| AggregateError::Corrupt(format!("series {series} of the chunk has no id")))?;
             for (slot, aggregate) in slots {
                 match self.series.entry((id, slot)) {
-                    Entry::Vacant(v) => drop(v.insert(aggregate)),
-                    Entry::Occupied(mut o) => o.get_mut().merge(&aggregate),
+                    Entry::Vacant(v) => self.bytes += ENTRY_BYTES + v.insert(aggregate).bytes(),
+                    Entry::Occupied(mut o) => {
+                        let before = o.get().bytes();
+                        o.get_mut().merge(&aggregate);
+                        self.bytes = (self.bytes + o.get().bytes()).saturating_sub(before);
+                    }
                 }
             }
         }
@@ -114,9 +132,20 @@ impl Pending {
         self.series.len()
     }
 
+    /// What its aggregates weigh.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Whether the run commits before it reads on.
     pub fn full(&self) -> bool {
-        self.series.len() >= MAX_COMMIT_BUCKETS
+        self.bytes >= MAX_COMMIT_BYTES || self.series.len() >= MAX_COMMIT_BUCKETS
+    }
+
+    /// Takes the aggregates out, to commit them.
+    pub fn take_series(&mut self) -> BTreeMap<(i64, Slot), Aggregate> {
+        self.bytes = 0;
+        std::mem::take(&mut self.series)
     }
 
     /// Whether there is nothing to commit.
@@ -156,6 +185,30 @@ mod tests {
         assert_eq!(p.points, 4);
         assert_eq!(p.late.iter().collect::<Vec<_>>(), ["t"]);
         assert!(!p.full());
+    }
+
+    #[test]
+    fn the_commit_budget_is_in_bytes_so_a_minute_of_many_small_series_is_one_commit() {
+        let mut p = Pending::default();
+        // 14,000 series of one gauge sample: 42,000 small buckets.
+        for id in 0..14_000 {
+            p.fold(prepared(0, &[(1.0, 60)]), &HashMap::from([(0, id)]), vec![]).unwrap();
+        }
+        assert_eq!(p.buckets(), 42_000);
+        assert!(!p.full(), "{} bytes", p.bytes());
+        // Merging more distinct samples into the same buckets weighs more.
+        let before = p.bytes();
+        for id in 0..14_000 {
+            let values: Vec<(f64, u64)> = (0..40).map(|i| (f64::from(i) * 1.5 + 2.0, 61)).collect();
+            p.fold(prepared(0, &values), &HashMap::from([(0, id)]), vec![]).unwrap();
+            if p.full() {
+                break;
+            }
+        }
+        assert!(p.bytes() > before && p.full(), "{} bytes after {before}", p.bytes());
+        assert_eq!(p.buckets(), 42_000);
+        let taken = p.take_series();
+        assert_eq!((taken.len(), p.bytes(), p.full()), (42_000, 0, false));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::accumulate::Slot;
 use proto::aggregate::{Aggregate, AggregateError, Row};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A stored aggregate row with its guard version.
 #[derive(Clone, Debug)]
@@ -44,23 +44,58 @@ impl Write {
     }
 }
 
+/// Stored rows by place, sorted by place ([`sorted`]): a run reads one
+/// beside each pending bucket, so they are kept as compactly as a vector
+/// allows and matched in one ordered pass.
+pub type StoredRows = Vec<((i64, Slot), Stored)>;
+
+/// `rows` sorted by place, as [`writes`] takes them.
+pub fn sorted(mut rows: StoredRows) -> StoredRows {
+    rows.sort_unstable_by_key(|(place, _)| *place);
+    rows
+}
+
 /// The writes that merge `series` (aggregates per catalog id and bucket,
-/// [`crate::pending::Pending::series`]) into the stored rows. It takes
-/// the aggregates, freeing them as their rows are made, so that a commit
-/// does not hold both at once.
-pub fn plan(series: BTreeMap<(i64, Slot), Aggregate>, stored: &HashMap<(i64, Slot), Stored>) -> Result<Vec<Write>, AggregateError> {
-    let mut writes = Vec::with_capacity(series.len());
-    for ((series_id, slot), fresh) in series {
-        match stored.get(&(series_id, slot)) {
-            None => writes.push(Write::Insert { series_id, slot, row: fresh.to_row() }),
-            Some(s) => {
+/// [`crate::pending::Pending::series`]) into the stored rows (sorted by
+/// place; places not in `series` are skipped), one at a time. It takes
+/// both, freeing each aggregate and stored row as its write is made, so
+/// that a commit never holds all three at once.
+pub fn writes(series: BTreeMap<(i64, Slot), Aggregate>, stored: StoredRows) -> impl Iterator<Item = Result<Write, AggregateError>> {
+    let mut stored = stored.into_iter().peekable();
+    series.into_iter().map(move |(place, fresh)| {
+        while stored.next_if(|(p, _)| *p < place).is_some() {}
+        let (series_id, slot) = place;
+        match stored.next_if(|(p, _)| *p == place) {
+            None => Ok(Write::Insert { series_id, slot, row: fresh.to_row() }),
+            Some((_, s)) => {
                 let mut merged = Aggregate::from_row(&s.row)?;
                 merged.merge(&fresh);
-                writes.push(Write::Update { series_id, slot, row: merged.to_row(), version: s.version });
+                Ok(Write::Update { series_id, slot, row: merged.to_row(), version: s.version })
             }
         }
+    })
+}
+
+/// Writes as the store binds them: the inserts and the updates, each as
+/// JSON list parameters ([`Write::json`]).
+#[derive(Debug, Default)]
+pub struct Lists {
+    pub inserts: Vec<String>,
+    pub updates: Vec<String>,
+    /// Writes in all.
+    pub writes: usize,
+}
+
+/// `writes` encoded as they come, so that no write outlives its JSON item.
+pub fn lists(writes: impl IntoIterator<Item = Result<Write, AggregateError>>) -> Result<Lists, AggregateError> {
+    let (mut inserts, mut updates) = (proto::d1::JsonLists::default(), proto::d1::JsonLists::default());
+    for write in writes {
+        let write = write?;
+        let into = if matches!(write, Write::Insert { .. }) { &mut inserts } else { &mut updates };
+        into.push(&write.json());
     }
-    Ok(writes)
+    let writes = inserts.len() + updates.len();
+    Ok(Lists { inserts: inserts.finish(), updates: updates.finish(), writes })
 }
 
 #[cfg(test)]
@@ -92,7 +127,7 @@ mod tests {
     #[test]
     fn inserts_new_rows_and_merges_into_existing_ones() {
         let a = acc(&[1.0, 2.0]);
-        let writes = plan(a.clone(), &HashMap::new()).unwrap();
+        let writes: Vec<Write> = super::writes(a.clone(), Vec::new()).collect::<Result<_, _>>().unwrap();
         assert_eq!(writes.len(), 3);
         assert!(writes.iter().all(|w| matches!(w, Write::Insert { series_id: 7, .. })));
 
@@ -100,8 +135,10 @@ mod tests {
         let existing = acc(&[10.0]);
         let minute = Slot { resolution: 60, bucket_start: 120 };
         let old = &existing[&(7, minute)];
-        let stored = HashMap::from([((7, minute), Stored { row: old.to_row(), version: 4 })]);
-        let writes = plan(a, &stored).unwrap();
+        // With a row of another series on either side, which nothing writes.
+        let other = |id| ((id, minute), Stored { row: old.to_row(), version: 9 });
+        let stored = sorted(vec![other(8), ((7, minute), Stored { row: old.to_row(), version: 4 }), other(6)]);
+        let writes: Vec<Write> = super::writes(a, stored).collect::<Result<_, _>>().unwrap();
         let update = writes.iter().find_map(|w| match w {
             Write::Update { slot, row, version, .. } if *slot == minute => Some((row, *version)),
             _ => None,
@@ -110,5 +147,19 @@ mod tests {
         assert_eq!(version, 4);
         assert_eq!((row.count, row.sum, row.max), (3.0, 13.0, Some(10.0)));
         assert_eq!(writes.iter().filter(|w| matches!(w, Write::Insert { .. })).count(), 2);
+        assert_eq!(writes.len(), 3, "the other series' rows are not written");
+    }
+
+    #[test]
+    fn lists_hold_the_inserts_and_the_updates_apart() {
+        let a = acc(&[1.0]);
+        let minute = Slot { resolution: 60, bucket_start: 120 };
+        let stored = vec![((7, minute), Stored { row: a[&(7, minute)].to_row(), version: 2 })];
+        let lists = lists(writes(a, stored)).unwrap();
+        assert_eq!(lists.writes, 3);
+        assert_eq!(lists.updates.len(), 1);
+        assert!(lists.updates[0].starts_with("[[7,60,120,2,") && lists.updates[0].ends_with(",2]]"), "{}", lists.updates[0]);
+        assert_eq!(lists.inserts.len(), 1);
+        assert_eq!(lists.inserts[0].matches("[7,").count(), 2, "{}", lists.inserts[0]);
     }
 }

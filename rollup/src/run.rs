@@ -459,12 +459,11 @@ impl Work<'_> {
     }
 
     async fn commit(&self, pending: &mut Pending) -> Result<(), RollupError> {
-        let series = std::mem::take(&mut pending.series);
+        let series = pending.take_series();
         let places: Vec<(i64, Slot)> = series.keys().copied().collect();
         let stored = store::aggregates::stored(self.db, &places).await?;
         drop(places);
-        let writes = plan::plan(series, &stored)?;
-        drop(stored);
+        let writes = plan::lists(plan::writes(series, stored))?;
         // Named after its archive when it holds one, so that the same
         // failure reads the same run after run (quarantine compares them).
         let what = match pending.touched.as_slice() {

@@ -32,9 +32,7 @@ fn run(archive: &[u8]) {
             let _ = pending.fold(prepared, &ids, Vec::new());
         }
     }
-    if let Ok(writes) = plan::plan(pending.series, &HashMap::new()) {
-        let _ = proto::d1::json_lists(writes, plan::Write::json);
-    }
+    let _ = plan::lists(plan::writes(pending.series, Vec::new()));
 }
 
 proptest! {

@@ -123,6 +123,12 @@ impl Aggregate {
         }
     }
 
+    /// Bytes it takes, its own size and its samples' heap: what a run
+    /// holding many weighs (`rollup::pending`).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Aggregate>() + self.samples.as_ref().map_or(0, Samples::heap_bytes)
+    }
+
     /// Adds one point. Counter points add their increase to `sum`.
     pub fn add_point(&mut self, p: &Point) {
         match &p.value {
@@ -245,6 +251,11 @@ impl Samples {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes of heap it takes beyond its own size.
+    pub fn heap_bytes(&self) -> usize {
+        self.positive.heap_bytes() + self.negative.heap_bytes()
     }
 
     /// Records `n` samples of value `v`.

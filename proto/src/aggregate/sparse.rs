@@ -63,6 +63,11 @@ impl Sparse {
         self.len
     }
 
+    /// Bytes of heap its buckets take.
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<(u64, u64)>()
+    }
+
     /// Records `n` samples of `v`.
     pub fn record(&mut self, v: u64, n: u64) {
         let key = lowest_equivalent(v);

@@ -3,17 +3,16 @@
 use super::{prepare, rows};
 use crate::accumulate::Slot;
 use crate::error::RollupError;
-use crate::plan::{Stored, Write};
+use crate::plan::{sorted, Lists, Stored, StoredRows};
 use crate::retention::Cutoffs;
 use proto::aggregate::Row;
 use proto::d1::{json_lists, num, real_sql, Db};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
 use worker::D1PreparedStatement;
 
-/// The stored rows at the given places.
-pub async fn stored(db: &Db, places: &[(i64, Slot)]) -> Result<HashMap<(i64, Slot), Stored>, RollupError> {
+/// The stored rows at the given places, sorted by place.
+pub async fn stored(db: &Db, places: &[(i64, Slot)]) -> Result<StoredRows, RollupError> {
     #[derive(Deserialize)]
     struct AggRow {
         series_id: f64,
@@ -34,16 +33,18 @@ pub async fn stored(db: &Db, places: &[(i64, Slot)]) -> Result<HashMap<(i64, Slo
         )?);
     }
     let found = rows::<AggRow>(db, selects, "reading aggregates").await?;
-    Ok(found
-        .into_iter()
-        .map(|r| {
-            let slot = Slot { resolution: r.resolution as u32, bucket_start: r.bucket_start as i64 };
-            ((r.series_id as i64, slot), Stored { row: r.row, version: r.version as i64 })
-        })
-        .collect())
+    Ok(sorted(
+        found
+            .into_iter()
+            .map(|r| {
+                let slot = Slot { resolution: r.resolution as u32, bucket_start: r.bucket_start as i64 };
+                ((r.series_id as i64, slot), Stored { row: r.row, version: r.version as i64 })
+            })
+            .collect(),
+    ))
 }
 
-/// The columns of a [`Write::json`] list, read once per item: the REALs
+/// The columns of a [`crate::plan::Write::json`] list, read once per item: the REALs
 /// are rebuilt from their `[m, e]` pairs.
 fn list_columns() -> &'static str {
     "WITH u AS MATERIALIZED (SELECT value->>0 AS id, value->>1 AS r, value->>2 AS b, value->>3 AS c, \
@@ -51,11 +52,11 @@ fn list_columns() -> &'static str {
      value->>10 AS lm, value->>11 AS le, value->>12 AS lt, value->>13 AS h, value->>14 AS v FROM json_each(?1))"
 }
 
-/// Statements that make `writes`, a megabyte of rows each: inserts fail if
-/// another writer inserted the row meanwhile, and updates apply only from
-/// the version read; either failure rolls the whole transaction back.
-pub fn writes(db: &Db, writes: Vec<Write>) -> Result<Vec<D1PreparedStatement>, RollupError> {
-    let (inserts, updates): (Vec<Write>, Vec<Write>) = writes.into_iter().partition(|w| matches!(w, Write::Insert { .. }));
+/// Statements that make the planned writes, a megabyte of rows each:
+/// inserts fail if another writer inserted the row meanwhile, and updates
+/// apply only from the version read; either failure rolls the whole
+/// transaction back.
+pub fn writes(db: &Db, lists: Lists) -> Result<Vec<D1PreparedStatement>, RollupError> {
     let reals = [real_sql("sm", "se"), real_sql("mnm", "mne"), real_sql("mxm", "mxe"), real_sql("lm", "le")];
     let [sum, min, max, last] = &reals;
     let insert = format!(
@@ -72,10 +73,11 @@ pub fn writes(db: &Db, writes: Vec<Write>) -> Result<Vec<D1PreparedStatement>, R
         list_columns()
     );
     let mut out = Vec::new();
-    for list in json_lists(inserts, Write::json) {
+    // Each list is copied into the statement and dropped here.
+    for list in lists.inserts {
         out.push(prepare(db, &insert, &[list.into()])?);
     }
-    for list in json_lists(updates, Write::json) {
+    for list in lists.updates {
         out.push(prepare(db, &update, &[list.into()])?);
     }
     Ok(out)

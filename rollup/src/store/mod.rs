@@ -12,7 +12,7 @@ pub mod ledger;
 
 use crate::error::{Context, RollupError};
 use crate::pending::Pending;
-use crate::plan::Write;
+use crate::plan::Lists;
 use crate::retention::{Cutoffs, Expired};
 use proto::d1::{num, Db};
 use serde::de::DeserializeOwned;
@@ -65,7 +65,7 @@ pub async fn commit(
     lease: D1PreparedStatement,
     commit_id: &str,
     what: &str,
-    writes: Vec<Write>,
+    writes: Lists,
     pending: &Pending,
     now_ms: u64,
 ) -> Result<(), RollupError> {
