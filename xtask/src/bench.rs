@@ -8,7 +8,7 @@
 //! broker and the R2 simulator run inside the same workerd process, so their
 //! CPU is charged too: the figures are an upper bound on what production bills.
 
-use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_STATUS_KEY, DEV_TENANT};
+use crate::stack::{self, Deliveries, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_STATUS_KEY, DEV_TENANT};
 use crate::{root, step, tools, workers};
 use anyhow::{bail, Context, Result};
 use prost::Message;
@@ -106,7 +106,12 @@ pub(crate) fn last_run(agent: &ureq::Agent, urls: &stack::Urls) -> Result<serde_
 
 /// Builds what is missing and starts a stack for a benchmark on a fresh
 /// state folder under `target/<name>`, with the dev keys and `vars`.
-pub(crate) fn fresh_stack(name: &str, port_offset: u16, vars: Vec<(&'static str, String, String)>) -> Result<Stack> {
+pub(crate) fn fresh_stack(
+    name: &str,
+    port_offset: u16,
+    vars: Vec<(&'static str, String, String)>,
+    deliveries: Deliveries,
+) -> Result<Stack> {
     let root = root();
     let tools = tools::ensure(&root)?;
     workers::build_all(&root, &tools)?;
@@ -125,12 +130,13 @@ pub(crate) fn fresh_stack(name: &str, port_offset: u16, vars: Vec<(&'static str,
         read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}"}}"#),
         vars,
         logs: Logs::Files(work.join("logs")),
+        deliveries,
     };
     Stack::start(&root, &opts)
 }
 
 pub fn run(requests: usize, only: Option<&str>) -> Result<()> {
-    let stack = fresh_stack("bench", PORT_OFFSET, Vec::new())?;
+    let stack = fresh_stack("bench", PORT_OFFSET, Vec::new(), Deliveries::Prompt)?;
     let group = stack.group_of("ingest").context("the ingest process")?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
 

@@ -17,7 +17,7 @@
 //! days in this stack so the week is read from minute buckets.
 
 use crate::bench::{fresh_stack, send, settle};
-use crate::stack::{self, Stack, DEV_READ_KEY};
+use crate::stack::{self, Deliveries, Stack, DEV_READ_KEY};
 use crate::{encode, step};
 use anyhow::{bail, Context, Result};
 use prost::Message;
@@ -105,7 +105,7 @@ pub fn run() -> Result<()> {
         // measured here as what the budget keeps out of production.
         ("dashboard-api", "MAX_QUERY_BUCKETS".into(), "200000".into()),
     ];
-    let stack = fresh_stack("bench-query", PORT_OFFSET, vars)?;
+    let stack = fresh_stack("bench-query", PORT_OFFSET, vars, Deliveries::Prompt)?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(600)).build();
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let end = now - now % 60 - 1200;

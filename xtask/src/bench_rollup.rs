@@ -9,7 +9,7 @@
 //! Worker's own CPU time.
 
 use crate::bench::{fresh_stack, last_run, run_cron, send, settle};
-use crate::stack::{self, Stack};
+use crate::stack::{self, Deliveries, Stack};
 use crate::step;
 use anyhow::{bail, Context, Result};
 use prost::Message;
@@ -64,7 +64,7 @@ pub fn run(points: usize) -> Result<()> {
         ("rollup", "MAX_ARCHIVES_PER_RUN".into(), "10000".into()),
         ("rollup", "MAX_RUN_MS".into(), "3600000".into()),
     ];
-    let stack = fresh_stack("bench-rollup", PORT_OFFSET, vars)?;
+    let stack = fresh_stack("bench-rollup", PORT_OFFSET, vars, Deliveries::Prompt)?;
     let group = stack.group_of("rollup").context("the rollup process")?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(900)).build();
     // A first run on an empty bucket warms the isolate up.
@@ -123,7 +123,7 @@ pub fn drain(points: usize) -> Result<()> {
     if points < POINTS_PER_REQUEST {
         bail!("--points must be at least {POINTS_PER_REQUEST}");
     }
-    let stack = fresh_stack("bench-rollup", PORT_OFFSET, Vec::new())?;
+    let stack = fresh_stack("bench-rollup", PORT_OFFSET, Vec::new(), Deliveries::Prompt)?;
     let group = stack.group_of("rollup").context("the rollup process")?;
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(900)).build();
     run_once(&agent, &stack, group)?;

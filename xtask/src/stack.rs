@@ -49,6 +49,47 @@ pub enum Logs {
     Files(PathBuf),
 }
 
+/// How the archive queue's consumer batches its deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deliveries {
+    /// As wrangler.toml deploys it: a delivery waits up to
+    /// `max_batch_timeout` seconds to fill, which sets how many archives
+    /// (R2 puts, rollup reads) a minute makes. `bench-load` measures this.
+    AsDeployed,
+    /// Within a second, so that tests and `cargo xtask dev` see their
+    /// points archived at once.
+    Prompt,
+}
+
+/// The queue wrangler.toml's archive consumer reads.
+const ARCHIVE_QUEUE: &str = "telemetry-archive";
+
+/// wrangler.toml (`text`, in `root`) for ingest with prompt deliveries: the
+/// archive consumer's `max_batch_timeout` at 1 s, and `main` absolute so
+/// that the copy works from another folder. Everything else is as deployed.
+pub fn prompt_config(text: &str, root: &Path) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().context("parsing wrangler.toml")?;
+    let ingest = doc
+        .get_mut("env")
+        .and_then(|e| e.get_mut(INGEST.name))
+        .and_then(|t| t.as_table_like_mut())
+        .context("wrangler.toml has no [env.ingest]")?;
+    let main = ingest.get("main").and_then(|m| m.as_str()).context("[env.ingest] has no main")?;
+    let main = root.join(main).to_str().context("a non-UTF-8 path")?.to_owned();
+    ingest.insert("main", toml_edit::value(main));
+    let consumers = ingest
+        .get_mut("queues")
+        .and_then(|q| q.get_mut("consumers"))
+        .and_then(|c| c.as_array_of_tables_mut())
+        .context("[env.ingest] has no queue consumers")?;
+    let archive = consumers
+        .iter_mut()
+        .find(|c| c.get("queue").and_then(|q| q.as_str()) == Some(ARCHIVE_QUEUE))
+        .with_context(|| format!("no consumer of {ARCHIVE_QUEUE}"))?;
+    archive.insert("max_batch_timeout", toml_edit::value(1));
+    Ok(doc.to_string())
+}
+
 /// How to run a stack.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -61,6 +102,7 @@ pub struct Options {
     /// Vars to override, as (Worker, name, value).
     pub vars: Vec<(&'static str, String, String)>,
     pub logs: Logs,
+    pub deliveries: Deliveries,
 }
 
 impl Options {
@@ -73,6 +115,7 @@ impl Options {
             read_keys: format!(r#"{{"{DEV_READ_KEY}":"{DEV_TENANT}"}}"#),
             vars: Vec::new(),
             logs: Logs::Terminal,
+            deliveries: Deliveries::Prompt,
         }
     }
 }
@@ -171,6 +214,13 @@ impl Stack {
             match w.name {
                 "ingest" => {
                     cmd.args(["--var", &format!("INGEST_KEYS:{}", opts.ingest_keys)]);
+                    if opts.deliveries == Deliveries::Prompt {
+                        // Beside the state folder, so that stacks on other ports keep their own.
+                        let path = opts.state.with_extension("wrangler.toml");
+                        let text = std::fs::read_to_string(root.join("wrangler.toml")).context("reading wrangler.toml")?;
+                        std::fs::write(&path, prompt_config(&text, root)?).with_context(|| format!("writing {}", path.display()))?;
+                        cmd.arg("--config").arg(&path);
+                    }
                 }
                 "rollup" => {
                     cmd.arg("--test-scheduled").args(["--var", &format!("STATUS_KEY:{DEV_STATUS_KEY}")]);
@@ -296,6 +346,37 @@ fn prefix_lines(name: &'static str, stream: Option<impl Read + Send + 'static>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prompt_deliveries_change_only_the_archive_consumers_timeout_and_main() {
+        let root = crate::root();
+        let deployed = std::fs::read_to_string(root.join("wrangler.toml")).unwrap();
+        let prompt: toml_edit::DocumentMut = prompt_config(&deployed, &root).unwrap().parse().unwrap();
+        let deployed: toml_edit::DocumentMut = deployed.parse().unwrap();
+        let consumers = |doc: &toml_edit::DocumentMut| {
+            doc["env"]["ingest"]["queues"]["consumers"]
+                .as_array_of_tables()
+                .unwrap()
+                .iter()
+                .map(|c| (c["queue"].as_str().unwrap().to_owned(), c["max_batch_timeout"].as_integer().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let (before, after) = (consumers(&deployed), consumers(&prompt));
+        assert_eq!(before.len(), after.len());
+        for ((queue, deployed), (same, prompt)) in before.iter().zip(&after) {
+            assert_eq!(queue, same);
+            if queue == ARCHIVE_QUEUE {
+                // The deployed value is the bench-load model's choice (docs/PERFORMANCE.md).
+                assert_eq!((*deployed, *prompt), (30, 1));
+            } else {
+                assert_eq!(deployed, prompt, "{queue}");
+            }
+        }
+        let main = prompt["env"]["ingest"]["main"].as_str().unwrap();
+        assert_eq!(Path::new(main), root.join("ingest/build/worker/shim.mjs"));
+        assert_eq!(prompt["env"]["ingest"]["vars"].to_string(), deployed["env"]["ingest"]["vars"].to_string());
+        assert_eq!(prompt["env"]["rollup"].to_string(), deployed["env"]["rollup"].to_string());
+    }
 
     #[test]
     fn a_taken_inspector_port_is_replaced_by_a_free_one() {

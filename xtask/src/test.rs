@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every test. Unit tests natively, then the end-to-end
 //! suite against one fresh local stack, which is always stopped afterwards.
 
-use crate::stack::{self, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_TENANT};
+use crate::stack::{self, Deliveries, Logs, Options, Stack, DEV_INGEST_KEY, DEV_READ_KEY, DEV_TENANT};
 use crate::{root, step, tools, workers};
 use anyhow::{bail, Context, Result};
 use std::process::Command;
@@ -82,6 +82,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
             ("rollup", "MAX_DELETES_PER_RUN".into(), MAX_DELETES_PER_RUN.to_string()),
         ],
         logs: Logs::Files(work.join("logs")),
+        deliveries: Deliveries::Prompt,
     };
     let mut stack = Stack::start(&root, &opts)?;
 
