@@ -11,7 +11,7 @@ use proto::fixtures;
 const NOW: u64 = 1_800_000_000_000_000_000;
 
 fn bench(c: &mut Criterion) {
-    let ctx = Context { tenant: "bench", now_unix_nano: NOW, seed: 7 };
+    let ctx = Context { tenant: "bench", now_unix_nano: NOW, seed: 7, analytics_one_in: 1 };
     let metrics = fixtures::metrics_request(1000, NOW - 1_000_000_000);
     let metrics_pb = metrics.encode_to_vec();
     let metrics_json = fixtures::metrics_json(&metrics).into_bytes();

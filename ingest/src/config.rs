@@ -10,6 +10,20 @@ pub const INGEST_KEYS: &str = "INGEST_KEYS";
 pub const MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
 pub const MAX_DECOMPRESSED_BYTES: &str = "MAX_DECOMPRESSED_BYTES";
 
+/// One request in how many writes Analytics Engine data points.
+pub const ANALYTICS_ONE_IN: &str = "ANALYTICS_ONE_IN";
+
+/// `ANALYTICS_ONE_IN`, or [`crate::analytics::DEFAULT_ONE_IN`] if unset.
+pub fn analytics_one_in(var: Option<String>) -> Result<u32, IngestError> {
+    match var {
+        None => Ok(crate::analytics::DEFAULT_ONE_IN),
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(IngestError::Config(format!("{ANALYTICS_ONE_IN} must be a whole number of requests, 1 or more, not {v:?}"))),
+        },
+    }
+}
+
 /// Body limits from vars; an unset var keeps its default.
 pub fn limits(var: impl Fn(&str) -> Option<String>) -> Result<Limits, IngestError> {
     let mut limits = Limits::default();
@@ -38,6 +52,15 @@ mod tests {
         assert_eq!(l.max_body_bytes, 100);
         assert_eq!(l.max_decompressed_bytes, Limits::default().max_decompressed_bytes);
         assert!(limits(|_| Some("lots".into())).is_err());
+    }
+
+    #[test]
+    fn analytics_sampling_defaults_and_must_be_a_positive_count() {
+        assert_eq!(analytics_one_in(None).unwrap(), crate::analytics::DEFAULT_ONE_IN);
+        assert_eq!(analytics_one_in(Some(" 1 ".into())).unwrap(), 1);
+        for bad in ["0", "-3", "0.5", "ten"] {
+            assert!(analytics_one_in(Some(bad.into())).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -42,8 +42,12 @@ pub struct Context<'a> {
     pub now_unix_nano: u64,
     /// Random per request: keys the hash of label strings (see `batches`),
     /// and makes the id of a request whose points took the receive time
-    /// its own (see [`request_id`]).
+    /// its own (see [`request_id`]), and draws whether the request writes
+    /// Analytics Engine data points ([`analytics::sampled`]).
     pub seed: u64,
+    /// One request in this many writes Analytics Engine data points
+    /// (`ANALYTICS_ONE_IN`; 1 for every request).
+    pub analytics_one_in: u32,
 }
 
 /// What to do with an accepted export.
@@ -88,7 +92,11 @@ pub fn export(signal: Signal, ctx: &Context<'_>, body: &[u8], encoding: Encoding
 
 fn package(signal: Signal, ctx: &Context<'_>, request_id: &str, normalized: Normalized, encoding: Encoding) -> Accepted {
     let mut message = normalized.error_message();
-    let data_points = analytics::data_points(ctx.tenant, &normalized.groups);
+    let data_points = if analytics::sampled(ctx.seed, ctx.analytics_one_in) {
+        analytics::data_points(ctx.tenant, &normalized.groups, f64::from(ctx.analytics_one_in.max(1)))
+    } else {
+        Vec::new()
+    };
     let points = normalized.len();
     let split = batches::split(ctx.tenant, request_id, ctx.seed, normalized.groups, MAX_MESSAGE_BYTES);
     if split.oversized > 0 {

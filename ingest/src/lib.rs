@@ -83,6 +83,7 @@ async fn export(
         tenant: &tenant,
         now_unix_nano: worker::Date::now().as_millis() * 1_000_000,
         seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
+        analytics_one_in: config::analytics_one_in(env.var(config::ANALYTICS_ONE_IN).ok().map(|v| v.to_string()))?,
     };
     let accepted = export::export(signal, &ctx, &body, encoding)?;
 

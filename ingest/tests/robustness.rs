@@ -22,7 +22,7 @@ fn bodies() -> Vec<(Signal, Encoding, Vec<u8>)> {
 }
 
 fn run(signal: Signal, encoding: Encoding, body: &[u8]) {
-    let ctx = Context { tenant: "t", now_unix_nano: NOW, seed: 1 };
+    let ctx = Context { tenant: "t", now_unix_nano: NOW, seed: 1, analytics_one_in: 1 };
     if let Ok(accepted) = export(signal, &ctx, body, encoding) {
         assert!(accepted.messages.iter().all(|m| m.len() <= ingest::batches::MAX_MESSAGE_BYTES));
     }

@@ -38,7 +38,7 @@ fn archive(requests: impl IntoIterator<Item = serde_json::Value>) -> Vec<u8> {
 fn archive_of(requests: impl IntoIterator<Item = (Vec<u8>, Encoding)>) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, (body, encoding)) in requests.into_iter().enumerate() {
-        let ctx = Context { tenant: "t", now_unix_nano: NOW, seed: i as u64 };
+        let ctx = Context { tenant: "t", now_unix_nano: NOW, seed: i as u64, analytics_one_in: 1 };
         let accepted = export(Signal::Metrics, &ctx, &body, encoding).expect("accepted");
         assert_eq!(accepted.rejected, 0, "{}", String::from_utf8_lossy(&accepted.response));
         for m in accepted.messages {

@@ -159,12 +159,21 @@ fn d1_number(state: &std::path::Path, sql: &str) -> Result<f64> {
 /// What one request costs on the queue and in Analytics Engine, from
 /// ingest's export code run natively: (queue operations, data points).
 fn per_request(signal: ingest::export::Signal, body: &[u8]) -> Result<(f64, f64)> {
-    let ctx = ingest::export::Context { tenant: stack::DEV_TENANT, now_unix_nano: 1_800_000_000_000_000_000, seed: 7 };
+    let ctx = ingest::export::Context { tenant: stack::DEV_TENANT, now_unix_nano: 1_800_000_000_000_000_000, seed: 7, analytics_one_in: 1 };
     let accepted =
         ingest::export::export(signal, &ctx, body, ingest::body::Encoding::Protobuf).map_err(|e| anyhow::anyhow!("export: {e}"))?;
     // Each 64 KB of a message is written, read and deleted once.
     let queue_ops: usize = accepted.messages.iter().map(|m| 3 * m.len().div_ceil(64 * 1024)).sum();
-    Ok((queue_ops as f64, accepted.data_points.len() as f64))
+    // The context writes for every request; deployed, one in n does.
+    Ok((queue_ops as f64, accepted.data_points.len() as f64 / f64::from(deployed_analytics_one_in()?)))
+}
+
+/// wrangler.toml's `ANALYTICS_ONE_IN` for ingest, read by ingest's own rule.
+fn deployed_analytics_one_in() -> Result<u32> {
+    let text = std::fs::read_to_string(root().join("wrangler.toml"))?;
+    let doc: toml_edit::DocumentMut = text.parse()?;
+    let var = doc["env"]["ingest"]["vars"].get(ingest::config::ANALYTICS_ONE_IN).and_then(|v| v.as_str()).map(str::to_owned);
+    ingest::config::analytics_one_in(var).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 pub fn run(minutes: u64, only: Option<&str>) -> Result<()> {
@@ -285,7 +294,8 @@ fn w1(minutes: u64) -> Result<()> {
         "\nModel inputs: Workers CPU is workerd's CPU (D1 included, an upper bound); the CPU time billed is \
          the Worker's own. Queue operations and Analytics Engine points per request come from ingest's export \
          code on the same requests ({metrics_ops} and {traces_ops} operations, {metrics_points} and {traces_points} \
-         data points per metrics and traces request). D1 storage and R2 storage are left out."
+         data points per metrics and traces request, one request in ANALYTICS_ONE_IN writing). D1 storage and R2 \
+         storage are left out."
     );
     drop(stack);
     Ok(())

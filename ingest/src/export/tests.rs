@@ -2,7 +2,7 @@ use super::*;
 use prost::Message;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
-const CTX: Context<'static> = Context { tenant: "dev", now_unix_nano: NOW, seed: 7 };
+const CTX: Context<'static> = Context { tenant: "dev", now_unix_nano: NOW, seed: 7, analytics_one_in: 1 };
 
 fn metrics_json(points: &str) -> Vec<u8> {
     format!(r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#)
@@ -21,6 +21,18 @@ fn accepted_points_reach_the_queue_and_analytics() {
     // A fully accepted protobuf export answers an empty message.
     let pb = export(Signal::Metrics, &CTX, &[], Encoding::Protobuf).unwrap();
     assert!(pb.response.is_empty() && pb.messages.is_empty());
+}
+
+#[test]
+fn one_request_in_n_writes_analytics_and_every_one_is_queued() {
+    let body = metrics_json(r#"{"asDouble":1},{"asDouble":2}"#);
+    let at = |seed| Context { seed, analytics_one_in: 10, ..CTX };
+    let skipped = export(Signal::Metrics, &at(7), &body, Encoding::Json).unwrap();
+    assert!(skipped.data_points.is_empty());
+    assert_eq!((skipped.points, skipped.messages.len()), (2, 1), "the queue gets every request");
+    let written = export(Signal::Metrics, &at(20), &body, Encoding::Json).unwrap();
+    assert_eq!(written.data_points.len(), 1);
+    assert_eq!(written.data_points[0].doubles[6], 10.0, "it stands for ten requests");
 }
 
 #[test]
@@ -83,7 +95,7 @@ fn batch_ids(a: &Accepted) -> Vec<String> {
 
 #[test]
 fn a_retried_body_keeps_its_ids_and_a_resent_timeless_body_gets_new_ones() {
-    let at = |seconds: u64, seed: u64| Context { tenant: "dev", now_unix_nano: NOW + seconds * 1_000_000_000, seed };
+    let at = |seconds: u64, seed: u64| Context { tenant: "dev", now_unix_nano: NOW + seconds * 1_000_000_000, seed, analytics_one_in: 1 };
     // With timestamps: the same body sent again (a retry) has the same
     // batch ids, which the rollup applies once.
     let timed = metrics_json(&format!(r#"{{"asDouble":1,"timeUnixNano":"{}"}}"#, NOW - 1_000_000_000));
