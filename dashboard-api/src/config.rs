@@ -6,52 +6,12 @@
 //! error messages are tested natively.
 
 use crate::error::ApiError;
+pub use proto::retention::{Kept, RETENTION_1D_DAYS, RETENTION_1H_DAYS, RETENTION_1M_DAYS};
 
-/// Var names, as in `wrangler.toml`.
-pub const RETENTION_1M_DAYS: &str = "RETENTION_1M_DAYS";
-pub const RETENTION_1H_DAYS: &str = "RETENTION_1H_DAYS";
-pub const RETENTION_1D_DAYS: &str = "RETENTION_1D_DAYS";
-
-/// Days the rollup keeps each resolution's buckets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Kept {
-    pub minute_days: u64,
-    pub hour_days: u64,
-    pub day_days: u64,
-}
-
-impl Default for Kept {
-    fn default() -> Kept {
-        Kept { minute_days: 2, hour_days: 90, day_days: 730 }
-    }
-}
-
-impl Kept {
-    /// Reads the vars through `var`, using the default for any that is unset.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Kept, ApiError> {
-        let d = Kept::default();
-        Ok(Kept {
-            minute_days: positive(&var, RETENTION_1M_DAYS, d.minute_days)?,
-            hour_days: positive(&var, RETENTION_1H_DAYS, d.hour_days)?,
-            day_days: positive(&var, RETENTION_1D_DAYS, d.day_days)?,
-        })
-    }
-
-    /// Whether, at `now_s`, the buckets of `resolution` seconds that start
-    /// at or after `from_s` are all still kept.
-    pub fn covers(&self, resolution: i64, from_s: f64, now_s: f64) -> bool {
-        let days = match resolution {
-            60 => self.minute_days,
-            3600 => self.hour_days,
-            _ => self.day_days,
-        };
-        let first_bucket = (from_s / resolution as f64).floor() as i64 * resolution;
-        first_bucket >= proto::aggregate::first_kept_start(resolution, days, now_s.floor() as i64)
-    }
-}
-
-fn positive(var: &impl Fn(&str) -> Option<String>, name: &str, default: u64) -> Result<u64, ApiError> {
-    proto::vars::positive(var, name, default).map_err(ApiError::Config)
+/// How long the rollup keeps each resolution, read through `var`; the
+/// default for any var that is unset.
+pub fn kept(var: impl Fn(&str) -> Option<String>) -> Result<Kept, ApiError> {
+    Kept::from_vars(&var).map_err(ApiError::Config)
 }
 
 #[cfg(test)]
@@ -79,24 +39,12 @@ mod tests {
             assert!(value(&dashboard).is_some(), "{name} missing from [env.dashboard-api.vars]");
         }
         let lookup = |k: &str| dashboard.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        assert_eq!(Kept::from_vars(lookup).unwrap(), Kept::default());
+        assert_eq!(kept(lookup).unwrap(), Kept::default());
     }
 
     #[test]
     fn bad_values_name_the_var() {
-        let e = Kept::from_vars(|k| (k == RETENTION_1H_DAYS).then(|| "0".to_string())).unwrap_err();
+        let e = kept(|k| (k == RETENTION_1H_DAYS).then(|| "0".to_string())).unwrap_err();
         assert!(e.to_string().contains("RETENTION_1H_DAYS must be a whole number"), "{e}");
-    }
-
-    #[test]
-    fn minutes_are_covered_for_two_days() {
-        let kept = Kept::default();
-        let now = 1_800_000_000.0;
-        let day = 86_400.0;
-        assert!(kept.covers(60, now - 2.0 * day + 60.0, now));
-        assert!(!kept.covers(60, now - 2.0 * day - 60.0, now));
-        assert!(kept.covers(3600, now - 7.0 * day, now));
-        assert!(!kept.covers(3600, now - 91.0 * day, now));
-        assert!(kept.covers(86_400, now - 365.0 * day, now));
     }
 }

@@ -95,7 +95,7 @@ async fn route(
     now: f64,
 ) -> Result<api::Answer, ApiError> {
     let vars = |name: &str| env.var(name).ok().map(|v| v.to_string());
-    let kept = config::Kept::from_vars(vars)?;
+    let kept = config::kept(vars)?;
     let limits = budget::Limits::from_vars(vars)?;
     if let (Method::Get, Some(label)) = (&method, api::label_of(path)) {
         return api::label_values(db, tenant, label, params).await.map(Into::into);

@@ -6,7 +6,8 @@
 //! - [`archive`]: the versioned, gzip-compressed batch format ingest writes to R2
 //!   and rollup reads back;
 //! - [`aggregate`]: the mergeable per-bucket aggregate (count, sum, min, max and
-//!   an HdrHistogram) rollup stores in D1 and dashboard-api reads.
+//!   an HdrHistogram) rollup stores in D1 and dashboard-api reads;
+//! - [`retention`]: the stored resolutions and how long each is kept.
 //!
 //! Everything here is plain data and pure functions: no bindings, no HTTP.
 
@@ -24,5 +25,6 @@ pub mod names;
 pub mod normalize;
 pub mod otlp;
 pub mod point;
+pub mod retention;
 pub mod sum;
 pub mod vars;

@@ -4,11 +4,8 @@
 use crate::series::Series;
 use proto::aggregate::Aggregate;
 use proto::point::{Kind, Point};
+use proto::retention::RESOLUTIONS;
 use std::collections::BTreeMap;
-
-/// Bucket widths in seconds: 1 minute, 1 hour, 1 day. Every point updates
-/// one bucket of each, so coarser buckets are exact merges of finer ones.
-pub const RESOLUTIONS: [u32; 3] = [60, 3600, 86_400];
 
 /// Where an aggregate row lives, given its series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -126,7 +123,8 @@ mod tests {
 
         let mut old = Accumulator::default();
         add(&mut old, 0, &[(1.0, day)]);
-        let short = crate::retention::Retention { minute_days: 1, hour_days: 1, day_days: 1, dedup_days: 1 };
+        let short =
+            crate::retention::Retention { kept: proto::retention::Kept { minute_days: 1, hour_days: 1, day_days: 1 }, dedup_days: 1 };
         old.drop_expired(&short.cutoffs(now_ms));
         assert!(old.series.is_empty(), "a series with no bucket left is dropped");
     }

@@ -13,9 +13,7 @@ pub const MAX_ARCHIVES_PER_RUN: &str = "MAX_ARCHIVES_PER_RUN";
 pub const MAX_POINTS_PER_RUN: &str = "MAX_POINTS_PER_RUN";
 pub const MAX_RUN_MS: &str = "MAX_RUN_MS";
 pub const MAX_SERIES_PER_METRIC: &str = "MAX_SERIES_PER_METRIC";
-pub const RETENTION_1M_DAYS: &str = "RETENTION_1M_DAYS";
-pub const RETENTION_1H_DAYS: &str = "RETENTION_1H_DAYS";
-pub const RETENTION_1D_DAYS: &str = "RETENTION_1D_DAYS";
+pub use proto::retention::{RETENTION_1D_DAYS, RETENTION_1H_DAYS, RETENTION_1M_DAYS};
 pub const DEDUP_WINDOW_DAYS: &str = "DEDUP_WINDOW_DAYS";
 pub const MAX_DELETES_PER_RUN: &str = "MAX_DELETES_PER_RUN";
 
@@ -114,9 +112,7 @@ impl Config {
             },
             max_series_per_metric: positive(&var, MAX_SERIES_PER_METRIC, d.max_series_per_metric)?,
             retention: Retention {
-                minute_days: positive(&var, RETENTION_1M_DAYS, r.minute_days)?,
-                hour_days: positive(&var, RETENTION_1H_DAYS, r.hour_days)?,
-                day_days: positive(&var, RETENTION_1D_DAYS, r.day_days)?,
+                kept: proto::retention::Kept::from_vars(&var).map_err(RollupError::Config)?,
                 dedup_days: positive(&var, DEDUP_WINDOW_DAYS, r.dedup_days)?,
             },
             max_deletes: positive(&var, MAX_DELETES_PER_RUN, u64::from(d.max_deletes))? as u32,
@@ -142,7 +138,8 @@ mod tests {
     fn unset_vars_take_the_documented_defaults() {
         let c = parse(&[]).unwrap();
         assert_eq!(c, Config::default());
-        assert_eq!((c.retention.minute_days, c.retention.hour_days, c.retention.day_days), (2, 90, 730));
+        let kept = c.retention.kept;
+        assert_eq!((kept.minute_days, kept.hour_days, kept.day_days, c.retention.dedup_days), (2, 90, 730, 7));
     }
 
     #[test]
@@ -160,7 +157,7 @@ mod tests {
     fn vars_override_defaults_and_bad_values_name_the_var() {
         let c = parse(&[(MAX_POINTS_PER_RUN, "2000"), (RETENTION_1H_DAYS, " 30 ")]).unwrap();
         assert_eq!(c.budget.points, 2000);
-        assert_eq!(c.retention.hour_days, 30);
+        assert_eq!(c.retention.kept.hour_days, 30);
         for bad in ["0", "-1", "2.5", "lots", "99999999999"] {
             let e = parse(&[(MAX_RUN_MS, bad)]).unwrap_err().to_string();
             assert!(e.contains(MAX_RUN_MS) && e.contains(bad), "{e}");

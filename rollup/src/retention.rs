@@ -6,16 +6,15 @@
 //! would only be deleted again); they still count in the coarser buckets
 //! that are kept.
 
-use crate::accumulate::RESOLUTIONS;
+use proto::retention::{Kept, RESOLUTIONS};
 
 const DAY_S: i64 = 86_400;
 
-/// Retention in days per resolution, and for the batch ledger.
+/// How long each resolution is kept (the rule dashboard-api reads by too,
+/// [`proto::retention`]), and the batch ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retention {
-    pub minute_days: u64,
-    pub hour_days: u64,
-    pub day_days: u64,
+    pub kept: Kept,
     /// How long applied batch ids are remembered, so that a batch delivered
     /// again within this window is skipped (see [`crate::dedup`]). Queue
     /// redeliveries and exporter retries come within minutes to hours.
@@ -24,7 +23,7 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Retention {
-        Retention { minute_days: 2, hour_days: 90, day_days: 730, dedup_days: 7 }
+        Retention { kept: Kept::default(), dedup_days: 7 }
     }
 }
 
@@ -39,18 +38,10 @@ pub struct Cutoffs {
 }
 
 impl Retention {
-    fn days(&self, resolution: u32) -> u64 {
-        match resolution {
-            60 => self.minute_days,
-            3600 => self.hour_days,
-            _ => self.day_days,
-        }
-    }
-
     /// What is expired at `now_ms`.
     pub fn cutoffs(&self, now_ms: u64) -> Cutoffs {
         let now_s = (now_ms / 1000) as i64;
-        let buckets = RESOLUTIONS.map(|r| (r, proto::aggregate::first_kept_start(i64::from(r), self.days(r), now_s)));
+        let buckets = RESOLUTIONS.map(|r| (r, self.kept.first_kept_start(i64::from(r), now_s)));
         Cutoffs { buckets, ledger_ms: now_ms.saturating_sub(self.dedup_days * DAY_S as u64 * 1000) }
     }
 }
@@ -97,7 +88,7 @@ mod tests {
 
     #[test]
     fn each_resolution_uses_its_own_setting() {
-        let r = Retention { minute_days: 1, hour_days: 2, day_days: 3, dedup_days: 1 };
+        let r = Retention { kept: Kept { minute_days: 1, hour_days: 2, day_days: 3 }, dedup_days: 1 };
         let c = r.cutoffs(10 * DAY_S as u64 * 1000);
         assert_eq!(c.buckets, [(60, 9 * DAY_S - 59), (3600, 8 * DAY_S - 3599), (86_400, 7 * DAY_S - 86_399)]);
     }

@@ -133,7 +133,7 @@ pub fn key_until(batches: &[Batch], max_buckets: usize) -> (Keyed<'_>, usize) {
         }
         for &(idx, p) in &out.points[first..] {
             let seconds = (p.time_unix_nano / 1_000_000_000) as i64;
-            for (set, width) in buckets.iter_mut().zip(crate::accumulate::RESOLUTIONS) {
+            for (set, width) in buckets.iter_mut().zip(proto::retention::RESOLUTIONS) {
                 set.insert((idx, seconds.div_euclid(i64::from(width))));
             }
         }

@@ -19,8 +19,11 @@ pub const DEFAULT_WINDOW_S: f64 = 300.0;
 /// Points per series a range query may return, as in Prometheus.
 pub const MAX_POINTS_PER_SERIES: f64 = 11_000.0;
 
-/// Stored resolutions, coarsest first.
-pub const RESOLUTIONS: [i64; 3] = [86_400, 3600, 60];
+/// The stored resolutions ([`proto::retention::RESOLUTIONS`]), coarsest first.
+const COARSEST_FIRST: [i64; 3] = {
+    let [minute, hour, day] = proto::retention::RESOLUTIONS;
+    [day as i64, hour as i64, minute as i64]
+};
 
 /// Parses a PromQL expression, after [`precheck`]ing what the parser
 /// cannot take; syntax errors are `bad_data`. Every endpoint that reads
@@ -85,17 +88,17 @@ impl Times {
     /// than a minute read the minute buckets.
     pub fn resolution(&self, windows: &[f64], kept: &Kept, now: f64) -> i64 {
         let divides = |r: i64, x: f64| x.fract() == 0.0 && (x as i64).rem_euclid(r) == 0;
-        let tiling = RESOLUTIONS
+        let tiling = COARSEST_FIRST
             .into_iter()
             .find(|&r| divides(r, self.start) && self.step.is_none_or(|s| divides(r, s)) && windows.iter().all(|&w| divides(r, w)))
             .unwrap_or(60);
         let widest = windows.iter().copied().fold(0.0, f64::max);
-        RESOLUTIONS
+        COARSEST_FIRST
             .into_iter()
             .rev()
             .filter(|&r| r >= tiling)
             .find(|&r| kept.covers(r, self.start - widest.max(r as f64), now))
-            .unwrap_or(RESOLUTIONS[0])
+            .unwrap_or(COARSEST_FIRST[0])
     }
 }
 

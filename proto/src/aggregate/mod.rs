@@ -34,15 +34,6 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use sparse::Sparse;
 
-/// The oldest bucket start of `resolution` seconds still kept at `now_s`
-/// when that resolution is kept `keep_days` days: a bucket
-/// [start, start + resolution) is kept while start + resolution > now − keep.
-/// The rollup deletes what is older; dashboard-api reads a coarser
-/// resolution instead of buckets that are gone.
-pub fn first_kept_start(resolution: i64, keep_days: u64, now_s: i64) -> i64 {
-    now_s - keep_days as i64 * 86_400 - resolution + 1
-}
-
 /// dashboard-api caches the responses of queries whose buckets all ended at
 /// least this long ago: by then, on-time data has been rolled up.
 pub const CLOSED_AFTER_S: i64 = 600;

@@ -103,8 +103,8 @@ impl Normalized {
 
 /// How far ahead of the receiving clock a timestamp may be (clock skew).
 pub const MAX_FUTURE_NS: u64 = 3600 * 1_000_000_000;
-/// How far behind it may be: the longest retention (2 years).
-pub const MAX_PAST_NS: u64 = 730 * 86_400 * 1_000_000_000;
+/// How far behind it may be: the longest retention.
+pub const MAX_PAST_NS: u64 = crate::retention::MAX_PAST_DAYS * 86_400 * 1_000_000_000;
 
 /// A point's time: zero (unset) means `now`; times more than an hour ahead or
 /// older than the longest retention are rejected.
@@ -116,7 +116,7 @@ pub fn point_time(t: u64, now: u64) -> Result<u64, String> {
         return Err(format!("timestamp {t} is more than an hour in the future"));
     }
     if t < now.saturating_sub(MAX_PAST_NS) {
-        return Err(format!("timestamp {t} is older than the 2-year retention"));
+        return Err(format!("timestamp {t} is older than the {}-day retention", crate::retention::MAX_PAST_DAYS));
     }
     Ok(t)
 }
