@@ -74,6 +74,40 @@ fn storage_report() {
         println!("| {per_minute} | {minute} B | {hour} B | {day} B | {amortized:.0} B |");
     }
     println!();
+    // The hour-block layout (proto::aggregate::block): an hour's 60 minutes
+    // in one block beside the hour's merge (a row's samples blob), and the
+    // day row as above.
+    println!("the same in hour blocks (one row per series and hour):");
+    println!("| samples per minute | hour block | hour merge | 1d row | per series-minute, all resolutions |");
+    println!("| --- | --- | --- | --- | --- |");
+    for per_minute in [60usize, 600, 6000] {
+        let hour_start = (NOW / 1_000_000_000) as i64 / 3600 * 3600;
+        let minutes: Vec<(i64, Aggregate)> = (0..60)
+            .map(|m| {
+                let start = hour_start + m * 60;
+                (start, aggregate_of(&latencies(per_minute, 100 + m as u64), start))
+            })
+            .collect();
+        let mut merge = Aggregate::empty(true, "ms");
+        minutes.iter().for_each(|(_, a)| merge.merge(a));
+        let refs: Vec<(i64, &Aggregate)> = minutes.iter().map(|(s, a)| (*s, a)).collect();
+        let block = proto::aggregate::block::encode(hour_start, &refs).expect("an hour block").len() + COLUMNS;
+        let hour = merge.to_row().samples.map_or(0, |s| s.len()) + COLUMNS;
+        let day = blob_bytes(&latencies((per_minute * 1440).min(2_000_000), 3)) + COLUMNS;
+        let amortized = block as f64 / 60.0 + hour as f64 / 60.0 + day as f64 / 1440.0;
+        println!("| {per_minute} | {block} B | {hour} B | {day} B | {amortized:.0} B |");
+    }
+    println!();
+}
+
+/// One minute's aggregate of `values`, spread over the minute from `start`.
+fn aggregate_of(values: &[f64], start: i64) -> Aggregate {
+    let mut a = Aggregate::empty(true, "ms");
+    for (i, &v) in values.iter().enumerate() {
+        let t = (start as u64 * 1000 + (i as u64 * 997) % 60_000) * 1_000_000;
+        a.add_point(&Point { time_unix_nano: t, value: Some(Value::Gauge(v)), ..Default::default() });
+    }
+    a
 }
 
 fn main() {

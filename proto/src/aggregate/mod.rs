@@ -23,6 +23,7 @@
 //! as integers (p99 of 1..=100 is 99, not 99.007) while the error stays within
 //! the bucket's width.
 
+pub mod block;
 mod row;
 mod sparse;
 
@@ -61,6 +62,10 @@ pub enum AggregateError {
     /// A stored histogram could not be read back.
     #[error("stored histogram is corrupt: {0}")]
     Corrupt(String),
+    /// A minute given to an hour block is not a minute of that hour, or
+    /// comes out of order.
+    #[error("bucket {bucket_start} is not the next minute of the hour block starting at {hour_start}")]
+    OutsideBlock { hour_start: i64, bucket_start: i64 },
 }
 
 /// Nanoseconds in one of a UCUM time unit, `None` for other units.

@@ -50,6 +50,19 @@ fn value_of_index(index: u64) -> Option<u64> {
     (bucket < 64 - SUB_BUCKET_BITS).then(|| sub << bucket)
 }
 
+/// The index in HdrHistogram's counts array of the bucket holding `v`: the
+/// inverse of [`value_of_index`]. Neighbouring buckets have neighbouring
+/// indexes, whatever their width, which keeps their gaps small numbers.
+pub fn index_of(v: u64) -> u64 {
+    let bits = width_bits(v);
+    (u64::from(bits) << (SUB_BUCKET_BITS - 1)) + (v >> bits)
+}
+
+/// The lowest value of the bucket at `index`, `None` past the largest.
+pub fn value_at(index: u64) -> Option<u64> {
+    value_of_index(index)
+}
+
 /// Counts per bucket, keyed by the bucket's lowest value, ascending.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sparse {
@@ -115,6 +128,23 @@ impl Sparse {
         merged.extend_from_slice(&b[j..]);
         self.buckets = merged;
         self.len = self.len.saturating_add(other.len);
+    }
+
+    /// Buckets from (lowest value, count) pairs: `None` unless the values
+    /// are bucket starts in ascending order and every count is positive.
+    pub fn from_buckets(buckets: Vec<(u64, u64)>) -> Option<Sparse> {
+        let ordered = buckets.windows(2).all(|w| w[0].0 < w[1].0);
+        let valid = buckets.iter().all(|&(k, n)| n > 0 && k <= super::MAX_SCALED && lowest_equivalent(k) == k);
+        if !(ordered && valid) {
+            return None;
+        }
+        let len = buckets.iter().fold(0u64, |sum, &(_, n)| sum.saturating_add(n));
+        Some(Sparse { buckets, len })
+    }
+
+    /// Buckets with samples.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
     }
 
     /// (bucket's lowest value, count), ascending.
@@ -240,6 +270,28 @@ mod tests {
             assert_eq!(highest_equivalent(v), h.highest_equivalent(v), "highest of {v}");
             assert_eq!(median_equivalent(v), h.median_equivalent(v), "median of {v}");
         }
+    }
+
+    #[test]
+    fn indexes_and_values_are_inverse() {
+        let mut values: Vec<u64> = (0..5000).collect();
+        for shift in 11..62 {
+            let p = 1u64 << shift;
+            values.extend([p - 1, p, p + 1, p + p / 3]);
+        }
+        values.push(super::super::MAX_SCALED);
+        values.sort_unstable();
+        let mut last = None;
+        for v in values {
+            let i = index_of(v);
+            assert_eq!(value_at(i), Some(lowest_equivalent(v)), "{v}");
+            assert!(last.is_none_or(|l| l <= i), "indexes ascend with values");
+            last = Some(i);
+        }
+        assert!(Sparse::from_buckets(vec![(5, 1), (3, 1)]).is_none(), "descending");
+        assert!(Sparse::from_buckets(vec![(2049, 1)]).is_none(), "not a bucket start");
+        assert!(Sparse::from_buckets(vec![(5, 0)]).is_none(), "empty bucket");
+        assert_eq!(Sparse::from_buckets(vec![(3, 2), (2048, u64::MAX)]).map(|s| s.len()), Some(u64::MAX));
     }
 
     #[test]
