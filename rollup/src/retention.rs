@@ -47,6 +47,11 @@ impl Retention {
 }
 
 impl Cutoffs {
+    /// The first kept bucket start of `resolution`.
+    pub fn first_kept(&self, resolution: u32) -> i64 {
+        self.buckets.iter().find(|&&(r, _)| r == resolution).map_or(i64::MIN, |&(_, first)| first)
+    }
+
     /// Whether a bucket of `resolution` starting at `bucket_start` is expired.
     pub fn expired(&self, resolution: u32, bucket_start: i64) -> bool {
         self.buckets.iter().any(|&(r, first)| r == resolution && bucket_start < first)
@@ -60,6 +65,8 @@ pub struct Expired {
     pub aggregates: u64,
     /// Ledger rows of applied batches and archives.
     pub ledger: u64,
+    /// Catalog rows of series with no bucket left (`store::catalog::sweep`).
+    pub series: u64,
     /// Whether some table had more expired rows than one step deletes.
     pub more: bool,
 }
@@ -91,5 +98,6 @@ mod tests {
         let r = Retention { kept: Kept { minute_days: 1, hour_days: 2, day_days: 3 }, dedup_days: 1 };
         let c = r.cutoffs(10 * DAY_S as u64 * 1000);
         assert_eq!(c.buckets, [(60, 9 * DAY_S - 59), (3600, 8 * DAY_S - 3599), (86_400, 7 * DAY_S - 86_399)]);
+        assert_eq!((c.first_kept(60), c.first_kept(86_400)), (9 * DAY_S - 59, 7 * DAY_S - 86_399));
     }
 }

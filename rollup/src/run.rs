@@ -101,6 +101,7 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
         config: &config,
         cutoffs: &cutoffs,
         catalog: HashMap::new(),
+        admitted: HashMap::new(),
         states: HashMap::new(),
         pending: Pending::default(),
         report,
@@ -116,6 +117,9 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
     }
     result.map(|()| work.report)
 }
+
+/// The `rollup_state` entry holding the catalog sweep's position.
+const SWEEP_CURSOR: &str = "series_sweep";
 
 /// Why reading or committing stopped short.
 enum Failure {
@@ -150,6 +154,10 @@ struct Work<'a> {
     cutoffs: &'a Cutoffs,
     /// Catalog rows of the series seen this run, by identity hash.
     catalog: HashMap<u128, Catalog>,
+    /// Ids of the series the guard admitted this run that were not active
+    /// before, per (tenant, metric): D1 does not count them until their
+    /// commit, so the run does.
+    admitted: HashMap<(String, String), Vec<i64>>,
     /// Cumulative states as D1 holds them (after this run's commits), by
     /// identity hash; `None`: D1 has none.
     states: HashMap<String, Option<StoredState>>,
@@ -174,6 +182,17 @@ impl Work<'_> {
             Ok(expired) => report.expired = expired,
             Err(e) => report.errors.push(format!("retention: {e}")),
         }
+        let swept = match self.sweep().await {
+            Ok((deleted, next)) => {
+                self.report.expired.series = deleted;
+                Some(next)
+            }
+            Err(e) => {
+                self.report.errors.push(format!("series sweep: {e}"));
+                None
+            }
+        };
+        let report = &mut self.report;
         report.finished_ms = worker::Date::now().as_millis();
         report.wasm_memory_bytes = wasm_memory_bytes();
         report.d1 = self.db.usage();
@@ -195,8 +214,35 @@ impl Work<'_> {
                 state.push(store::set_state(db, "cursor", c)?);
             }
         }
+        if let Some(next) = swept {
+            state.push(store::set_state(db, SWEEP_CURSOR, &next.to_string())?);
+        }
         db.batch(state).await.during("saving the run report")?;
         Ok(())
+    }
+
+    /// One step of the catalog sweep ([`store::catalog::sweep`]), from the
+    /// id the last one reached, behind this run's lease: the series
+    /// deleted, and where the next step starts.
+    async fn sweep(&self) -> Result<(u64, i64), RollupError> {
+        #[derive(serde::Deserialize)]
+        struct Last {
+            last: Option<f64>,
+        }
+        let after = store::state(self.db, SWEEP_CURSOR).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let lease = store::lease::keep(self.db, self.holder, worker::Date::now().as_millis() + LEASE_MS)?;
+        let [last, delete] = store::catalog::sweep(self.db, after)?;
+        let results = self.db.batch(vec![lease, last, delete]).await.during("sweeping series")?;
+        let what = "sweeping series";
+        let next = match results.get(1) {
+            Some(r) => r.results::<Last>().during(what)?.first().and_then(|l| l.last).map_or(0, |l| l as i64),
+            None => 0,
+        };
+        let deleted = match results.get(2) {
+            Some(r) => r.meta().during(what)?.and_then(|m| m.changes).unwrap_or(0) as u64,
+            None => 0,
+        };
+        Ok((deleted, next))
     }
 
     /// Keys after the cursor, page by page (applied archives within the
@@ -375,25 +421,41 @@ impl Work<'_> {
                 None => unknown.push((i as u32, s)),
             }
         }
-        catalog.extend(store::catalog::lookup_series(self.db, &unknown).await?);
-        let new: Vec<u32> = (0..keyed.series.len() as u32).filter(|i| !catalog.contains_key(i)).collect();
+        let first_minute = self.cutoffs.first_kept(60);
+        catalog.extend(store::catalog::lookup_series(self.db, &unknown, first_minute).await?);
+        // The guard takes the series not in the catalog and those in it
+        // that are not active (a returning one counts again from now).
+        let new: Vec<u32> = (0..keyed.series.len() as u32).filter(|i| catalog.get(i).is_none_or(|c| !c.active)).collect();
         let mut metrics: Vec<(String, String)> =
             new.iter().map(|&i| (keyed.series[i as usize].tenant.to_owned(), keyed.series[i as usize].metric.to_owned())).collect();
         metrics.sort();
         metrics.dedup();
-        let counts = store::catalog::series_counts(self.db, &metrics).await?;
+        let except: Vec<i64> = self.admitted.values().flatten().copied().collect();
+        let mut counts = store::catalog::active_counts(self.db, &metrics, first_minute, &except).await?;
+        for (metric, ids) in &self.admitted {
+            *counts.entry(metric.clone()).or_default() += ids.len() as u64;
+        }
         let before = keyed.series.len() as u32;
         let folded = guard::fold(&mut keyed.series, &new, &counts, self.config.max_series_per_metric);
         let create: Vec<(u32, &Series<'_>)> = new
             .iter()
             .copied()
-            .filter(|i| !folded.contains_key(i))
+            .filter(|i| !folded.contains_key(i) && !catalog.contains_key(i))
             .chain(before..keyed.series.len() as u32)
             .map(|i| (i, &keyed.series[i as usize]))
             .collect();
-        catalog.extend(store::catalog::create_series(self.db, &create).await?);
+        catalog.extend(store::catalog::create_series(self.db, &create, first_minute).await?);
+        // The admitted series count against their metric for the rest of
+        // the run, committed or not.
+        for &i in new.iter().filter(|i| !folded.contains_key(i)) {
+            let s = &keyed.series[i as usize];
+            if let Some(c) = catalog.get_mut(&i).filter(|c| !c.active && !s.is_overflow()) {
+                c.active = true;
+                self.admitted.entry((s.tenant.to_owned(), s.metric.to_owned())).or_default().push(c.id);
+            }
+        }
         for (i, c) in &catalog {
-            self.catalog.entry(keyed.series[*i as usize].hash).or_insert_with(|| c.clone());
+            self.catalog.insert(keyed.series[*i as usize].hash, c.clone());
         }
         let targets = (0..keyed.series.len() as u32)
             .map(|i| {

@@ -1,5 +1,11 @@
-//! Table `series`: the catalog of series, their ids, and how many each
-//! metric has (for the cardinality guard).
+//! Table `series`: the catalog of series, their ids, how many of each
+//! metric are active (for the cardinality guard), and the sweep that
+//! deletes series with no kept bucket.
+//!
+//! A series is *active* while it has a minute bucket within the minute
+//! retention: a label value that churns (a pod name, a deploy id) stops
+//! counting against its metric's limit two days (by default) after its
+//! last point, and its catalog row goes once its last bucket has expired.
 
 use super::{prepare, rows};
 use crate::error::{Context, RollupError};
@@ -10,6 +16,7 @@ use proto::point::Kind;
 use serde::Deserialize;
 use std::collections::HashMap;
 use worker::wasm_bindgen::JsValue;
+use worker::D1PreparedStatement;
 
 /// A series' catalog row: its id, and the kind and unit it was created with.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,7 +24,14 @@ pub struct Catalog {
     pub id: i64,
     pub kind: Kind,
     pub unit: String,
+    /// Whether it had a minute bucket from `first_minute` on when read, or
+    /// was admitted by the guard this run.
+    pub active: bool,
 }
+
+/// SQL that is true for a series `s` with a minute bucket starting at or
+/// after the bound parameter: the series is active.
+const ACTIVE: &str = "EXISTS (SELECT 1 FROM aggregates a WHERE a.series_id = s.id AND a.resolution = 60 AND a.bucket_start >= ?)";
 
 /// Bytes of bound values one statement, and one batch of statements, of
 /// the catalog lookups carry at most: a series' labels can be 74 KB.
@@ -43,33 +57,37 @@ fn groups<T>(items: &[T], per: usize, max_bytes: usize, bytes: impl Fn(&T) -> us
 }
 
 /// Catalog rows of those of `series` (by index into the chunk's series)
-/// that exist, by index. Each series' labels JSON is built for its
+/// that exist, by index, with whether each has a minute bucket starting at
+/// or after `first_minute`. Each series' labels JSON is built for its
 /// statement and dropped with it, and the rows come back without labels.
-pub async fn lookup_series(db: &Db, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
+pub async fn lookup_series(db: &Db, series: &[(u32, &Series<'_>)], first_minute: i64) -> Result<HashMap<u32, Catalog>, RollupError> {
     #[derive(Deserialize)]
     struct Found {
         i: f64,
         id: f64,
         kind: String,
         unit: String,
+        active: f64,
     }
     let mut out = HashMap::new();
     for batch in groups(series, usize::MAX, MAX_BATCH_BYTES, |(_, s)| s.bound_bytes()) {
         let mut selects = Vec::new();
-        for chunk in groups(batch, MAX_PARAMS / 4, MAX_STATEMENT_BYTES, |(_, s)| s.bound_bytes()) {
+        // Four values per series, and the first minute.
+        for chunk in groups(batch, (MAX_PARAMS - 1) / 4, MAX_STATEMENT_BYTES, |(_, s)| s.bound_bytes()) {
             let sql = format!(
                 "WITH k (i, tenant, metric, labels) AS (VALUES {}) \
-                 SELECT k.i AS i, s.id AS id, s.kind AS kind, s.unit AS unit FROM k \
+                 SELECT k.i AS i, s.id AS id, s.kind AS kind, s.unit AS unit, {ACTIVE} AS active FROM k \
                  JOIN series s ON s.tenant = k.tenant AND s.metric = k.metric AND s.labels = k.labels",
                 placeholders(chunk.len(), 4)
             );
-            let params: Vec<JsValue> =
+            let mut params: Vec<JsValue> =
                 chunk.iter().flat_map(|(i, s)| [num(f64::from(*i)), s.tenant.into(), s.metric.into(), s.json().into()]).collect();
+            params.push(num(first_minute as f64));
             selects.push(prepare(db, &sql, &params)?);
         }
         for r in rows::<Found>(db, selects, "reading series ids").await? {
             let kind = Kind::parse(&r.kind).ok_or_else(|| AggregateError::Corrupt(format!("series {} has kind {:?}", r.id, r.kind)))?;
-            out.insert(r.i as u32, Catalog { id: r.id as i64, kind, unit: r.unit });
+            out.insert(r.i as u32, Catalog { id: r.id as i64, kind, unit: r.unit, active: r.active != 0.0 });
         }
     }
     Ok(out)
@@ -78,7 +96,7 @@ pub async fn lookup_series(db: &Db, series: &[(u32, &Series<'_>)]) -> Result<Has
 /// Creates catalog rows for `series` (existing ones are left alone) and
 /// returns the catalog rows of all of them: a row another writer created
 /// meanwhile keeps its kind and unit.
-pub async fn create_series(db: &Db, series: &[(u32, &Series<'_>)]) -> Result<HashMap<u32, Catalog>, RollupError> {
+pub async fn create_series(db: &Db, series: &[(u32, &Series<'_>)], first_minute: i64) -> Result<HashMap<u32, Catalog>, RollupError> {
     if series.is_empty() {
         return Ok(HashMap::new());
     }
@@ -106,30 +124,70 @@ pub async fn create_series(db: &Db, series: &[(u32, &Series<'_>)]) -> Result<Has
         }
         db.batch(inserts).await.during("creating series")?;
     }
-    let found = lookup_series(db, series).await?;
+    let found = lookup_series(db, series, first_minute).await?;
     if let Some((_, s)) = series.iter().find(|(i, _)| !found.contains_key(i)) {
         return Err(RollupError::Conflict { key: s.metric.to_owned(), reason: "series row missing after insert".into() });
     }
     Ok(found)
 }
 
-/// Catalog series per (tenant, metric), for the cardinality guard.
-pub async fn series_counts(db: &Db, metrics: &[(String, String)]) -> Result<HashMap<(String, String), u64>, RollupError> {
+/// Active catalog series per (tenant, metric), for the cardinality guard:
+/// those with a minute bucket starting at or after `first_minute`, leaving
+/// out the ids in `except` (the series this run admitted, which its caller
+/// counts itself, committed or not).
+pub async fn active_counts(
+    db: &Db,
+    metrics: &[(String, String)],
+    first_minute: i64,
+    except: &[i64],
+) -> Result<HashMap<(String, String), u64>, RollupError> {
     #[derive(Deserialize)]
     struct CountRow {
         tenant: String,
         metric: String,
         n: f64,
     }
+    let except = serde_json::to_string(except).unwrap_or_else(|_| "[]".into());
     let mut selects = Vec::new();
-    for chunk in metrics.chunks(MAX_PARAMS / 2) {
+    // Two values per metric, the first minute and the exceptions.
+    for chunk in metrics.chunks((MAX_PARAMS - 2) / 2) {
         let sql = format!(
-            "SELECT tenant, metric, COUNT(*) AS n FROM series WHERE (tenant, metric) IN (VALUES {}) GROUP BY tenant, metric",
+            "SELECT s.tenant AS tenant, s.metric AS metric, COUNT(*) AS n FROM series s \
+             WHERE (s.tenant, s.metric) IN (VALUES {}) AND {ACTIVE} \
+             AND s.id NOT IN (SELECT value FROM json_each(?)) GROUP BY s.tenant, s.metric",
             placeholders(chunk.len(), 2)
         );
-        let params: Vec<JsValue> = chunk.iter().flat_map(|(t, m)| [t.as_str().into(), m.as_str().into()]).collect();
+        let mut params: Vec<JsValue> = chunk.iter().flat_map(|(t, m)| [t.as_str().into(), m.as_str().into()]).collect();
+        params.push(num(first_minute as f64));
+        params.push(except.as_str().into());
         selects.push(prepare(db, &sql, &params)?);
     }
-    let counts = rows::<CountRow>(db, selects, "counting series").await?;
+    let counts = rows::<CountRow>(db, selects, "counting active series").await?;
     Ok(counts.into_iter().map(|r| ((r.tenant, r.metric), r.n as u64)).collect())
+}
+
+/// Series the sweep looks at per run.
+pub const SWEEP_SERIES: u32 = 1_000;
+
+/// Statements of one step of the sweep: the catalog's next [`SWEEP_SERIES`]
+/// series after id `after` are looked at, and those with no bucket of any
+/// resolution are deleted. The first statement answers the largest id
+/// looked at (`last`; none once the sweep has passed the end, when it
+/// starts again from the beginning), the second deletes. Run after a run's
+/// commits and behind its lease, so a series this run or another created
+/// for a commit still to come is never taken.
+pub fn sweep(db: &Db, after: i64) -> Result<[D1PreparedStatement; 2], RollupError> {
+    let slice = "SELECT id FROM series WHERE id > ?1 ORDER BY id LIMIT ?2";
+    let params = [num(after as f64), num(f64::from(SWEEP_SERIES))];
+    Ok([
+        prepare(db, &format!("SELECT MAX(id) AS last FROM ({slice})"), &params)?,
+        prepare(
+            db,
+            &format!(
+                "DELETE FROM series WHERE id IN (SELECT s.id FROM ({slice}) s \
+                 WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE a.series_id = s.id))"
+            ),
+            &params,
+        )?,
+    ])
 }
