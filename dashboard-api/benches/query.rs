@@ -13,7 +13,7 @@ use criterion::{Criterion, SamplingMode, Throughput};
 use dashboard_api::config::Kept;
 use dashboard_api::query::select::Selection;
 use dashboard_api::query::series::{labels_from_json, SeriesData};
-use dashboard_api::query::{self, eval, select, Times};
+use dashboard_api::query::{self, eval, plan, Times};
 use proto::aggregate::{Aggregate, Row};
 use proto::fixtures::latencies;
 use proto::heap::peak_of;
@@ -142,7 +142,8 @@ fn fetch(sel: &Selection, answer: &Answer) -> Vec<SeriesData> {
 /// resolution is returned so that setup can check it read what it built.
 fn evaluate(q: &str, times: Times, kept: &Kept, answer: &Answer) -> (i64, Vec<(f64, eval::Value)>) {
     let expr = query::parse(q).expect("query");
-    let selections = select::selections(&expr).expect("selections");
+    let plan = plan::lower(&expr).expect("plan");
+    let selections = plan.selections;
     let default = times.default_window();
     let windows: Vec<f64> = selections.iter().map(|s| s.range_s.unwrap_or(default)).collect();
     let resolution = times.resolution(&windows, kept, END as f64);
@@ -154,7 +155,7 @@ fn evaluate(q: &str, times: Times, kept: &Kept, answer: &Answer) -> (i64, Vec<(f
         })
         .collect();
     let env = eval::Env { fetched: &fetched, default_window: default, resolution };
-    let steps = times.each().into_iter().map(|t| (t, eval::eval(&expr, t, &env).expect("eval"))).collect();
+    let steps = times.each().into_iter().map(|t| (t, eval::eval(&plan.root, t, &env).expect("eval"))).collect();
     (resolution, steps)
 }
 

@@ -5,7 +5,7 @@ use crate::budget::{self, Limits};
 use crate::config::Kept;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::query::{self, eval, select, Times};
+use crate::query::{self, eval, plan, select, Times};
 use crate::{catalog, json_api, prom, store};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::Expr;
@@ -61,7 +61,8 @@ async fn evaluate(
     limits: &Limits,
     now: f64,
 ) -> Result<(Vec<(f64, eval::Value)>, i64), ApiError> {
-    let selections = select::selections(expr)?;
+    let plan = plan::lower(expr)?;
+    let selections = plan.selections;
     budget::selectors(selections.len())?;
     let default = times.default_window();
     let windows: Vec<f64> = selections.iter().map(|s| s.range_s.unwrap_or(default)).collect();
@@ -70,7 +71,7 @@ async fn evaluate(
     let series = store::fetch(db, tenant, &selections, &from, resolution, times.end, limits).await?;
     let fetched: Vec<_> = selections.into_iter().zip(series).collect();
     let env = eval::Env { fetched: &fetched, default_window: default, resolution };
-    let values = times.each().into_iter().map(|t| Ok((t, eval::eval(expr, t, &env)?))).collect::<Result<_, ApiError>>()?;
+    let values = times.each().into_iter().map(|t| Ok((t, eval::eval(&plan.root, t, &env)?))).collect::<Result<_, ApiError>>()?;
     Ok((values, resolution))
 }
 

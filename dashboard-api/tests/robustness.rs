@@ -7,7 +7,8 @@
 use dashboard_api::config::Kept;
 use dashboard_api::params::Params;
 use dashboard_api::query::eval::{self, Env};
-use dashboard_api::query::select::{self, Field};
+use dashboard_api::query::plan;
+use dashboard_api::query::select::Field;
 use dashboard_api::query::series::SeriesData;
 use dashboard_api::query::{self, Times};
 use proptest::prelude::*;
@@ -49,7 +50,8 @@ fn fixtures() -> Vec<SeriesData> {
 /// only that there is one.
 fn evaluate(q: &str, data: &[SeriesData]) {
     let Ok(expr) = query::parse(q) else { return };
-    let Ok(sels) = select::selections(&expr) else { return };
+    let Ok(plan) = plan::lower(&expr) else { return };
+    let sels = &plan.selections;
     for times in [Times::instant(900.0), Times::range(600.0, 960.0, 60.0).unwrap()] {
         let windows: Vec<f64> = sels.iter().map(|s| s.range_s.unwrap_or(times.default_window())).collect();
         let resolution = times.resolution(&windows, &Kept::default(), 1000.0);
@@ -67,7 +69,7 @@ fn evaluate(q: &str, data: &[SeriesData]) {
             .collect();
         let env = Env { fetched: &fetched, default_window: times.default_window(), resolution };
         for t in times.each() {
-            let _ = eval::eval(&expr, t, &env);
+            let _ = eval::eval(&plan.root, t, &env);
         }
     }
 }

@@ -1,14 +1,14 @@
-//! Evaluation of a parsed query at one time over fetched series: one arm per
-//! expression kind.
+//! Evaluation of a lowered query ([`super::plan`]) at one time over fetched
+//! series: one arm per node.
 //!
 //! A distribution's samples stay a histogram (`Num::Dist`) until a number is
 //! needed, so that aggregating distributions merges their histograms first
 //! and the quantile of a group is exact, not a combination of quantiles.
 
+use super::plan::{Aggregation, Arith, Grouping, Node};
 use super::select::{Field, Selection, QUANTILE};
 use super::series::SeriesData;
 use crate::error::ApiError;
-use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier};
 use proto::aggregate::Aggregate;
 use proto::point::Kind;
 use proto::sum::kahan_inc;
@@ -57,8 +57,8 @@ enum Inner {
     Vector(Vec<Elem>),
 }
 
-/// The selections of the query with their fetched series, in the order
-/// [`super::select::selections`] listed them.
+/// The selections of the query with their fetched series, indexed by the
+/// plan's selection ids.
 pub type Fetched = [(Selection, Vec<SeriesData>)];
 
 /// What every evaluation time of one query shares.
@@ -70,10 +70,9 @@ pub struct Env<'a> {
     pub resolution: i64,
 }
 
-/// Evaluates `expr` at unix time `t`.
-pub fn eval(expr: &Expr, t: f64, env: &Env<'_>) -> Result<Value, ApiError> {
-    let mut next = 0;
-    Ok(match eval_at(expr, t, env, &mut next, false)? {
+/// Evaluates the plan's `root` at unix time `t`.
+pub fn eval(root: &Node, t: f64, env: &Env<'_>) -> Result<Value, ApiError> {
+    Ok(match eval_at(root, t, env, false)? {
         Inner::Scalar(v) => Value::Scalar(v),
         Inner::Vector(elems) => {
             let mut samples = numbers(elems);
@@ -85,39 +84,68 @@ pub fn eval(expr: &Expr, t: f64, env: &Env<'_>) -> Result<Value, ApiError> {
 
 /// `samples`: inside histogram_quantile(), where a gauge stands for the
 /// histogram of its samples rather than its latest value.
-fn eval_at(expr: &Expr, t: f64, env: &Env<'_>, next: &mut usize, samples: bool) -> Result<Inner, ApiError> {
-    match expr {
-        Expr::NumberLiteral(n) => Ok(Inner::Scalar(n.val)),
-        Expr::Paren(p) => eval_at(&p.expr, t, env, next, samples),
-        Expr::Unary(u) => match eval_at(&u.expr, t, env, next, samples)? {
+fn eval_at(node: &Node, t: f64, env: &Env<'_>, samples: bool) -> Result<Inner, ApiError> {
+    match node {
+        Node::Number(v) => Ok(Inner::Scalar(*v)),
+        Node::Negate(arg) => match eval_at(arg, t, env, samples)? {
             Inner::Scalar(v) => Ok(Inner::Scalar(-v)),
-            Inner::Vector(elems) => each(elems, |x| Ok(-x)),
+            Inner::Vector(elems) => Ok(each(elems, |x| -x)),
         },
-        Expr::Binary(b) => {
-            let lhs = eval_at(&b.lhs, t, env, next, samples)?;
-            let rhs = eval_at(&b.rhs, t, env, next, samples)?;
-            binary(&b.op.to_string(), lhs, rhs)
-        }
-        Expr::VectorSelector(_) => {
-            let (sel, series) = take(env, next)?;
-            Ok(Inner::Vector(instant(sel, series, t, super::window(None, env.default_window, env.resolution), samples)))
+        Node::Binary { op, lhs, rhs } => {
+            let lhs = eval_at(lhs, t, env, samples)?;
+            let rhs = eval_at(rhs, t, env, samples)?;
+            binary(*op, lhs, rhs)
         }
         // Outside rate() and increase(), a range sets the window a
         // distribution's quantile is read over.
-        Expr::MatrixSelector(ms) => {
-            let (sel, series) = take(env, next)?;
-            let w = super::window(Some(ms.range.as_secs_f64()), env.default_window, env.resolution);
-            Ok(Inner::Vector(instant(sel, series, t, w, samples)))
+        Node::Select { id, range_s } => {
+            let (sel, series) = fetched(env, *id)?;
+            Ok(Inner::Vector(instant(sel, series, t, super::window(*range_s, env.default_window, env.resolution), samples)))
         }
-        Expr::Aggregate(a) => aggregate(a, eval_at(&a.expr, t, env, next, samples)?),
-        Expr::Call(c) => call(c, t, env, next),
-        other => Err(super::select::unsupported(other)),
+        Node::Aggregate { op, grouping, arg } => aggregate(*op, grouping, eval_at(arg, t, env, samples)?),
+        Node::Increase { id, range_s, per_second } => {
+            let (sel, series) = fetched(env, *id)?;
+            let w = super::window(Some(*range_s), env.default_window, env.resolution);
+            // A window shorter than the stored buckets reads one bucket: its
+            // rate is the bucket's, and its increase that rate over the
+            // window asked for, not the whole bucket's increase.
+            let value = |v: f64| match per_second {
+                true => v / w,
+                false if w > *range_s => v / w * range_s,
+                false => v,
+            };
+            Ok(floats(increases(sel, series, t, w).into_iter().map(|(labels, v)| (labels, value(v)))))
+        }
+        Node::HistogramQuantile { phi, arg } => {
+            let Inner::Scalar(phi) = eval_at(phi, t, env, false)? else {
+                return Err(ApiError::BadData("the quantile of histogram_quantile() must be a scalar".into()));
+            };
+            let Inner::Vector(elems) = eval_at(arg, t, env, true)? else {
+                return Err(ApiError::BadData("histogram_quantile() needs a vector".into()));
+            };
+            let mut out = Vec::new();
+            for e in elems {
+                let Num::Dist { agg, .. } = e.num else { continue };
+                let value = if phi < 0.0 {
+                    f64::NEG_INFINITY
+                } else if phi > 1.0 {
+                    f64::INFINITY
+                } else {
+                    // No samples (or φ = NaN): no value falls below any
+                    // rank, so NaN, as Prometheus answers for an empty
+                    // histogram, rather than no series.
+                    agg.quantile(phi).unwrap_or(f64::NAN)
+                };
+                let labels = without_name(e.labels).into_iter().filter(|(k, _)| k != QUANTILE).collect();
+                out.push(Elem { labels, num: Num::Float(value) });
+            }
+            Ok(Inner::Vector(out))
+        }
     }
 }
 
-fn take<'a>(env: &'a Env<'_>, next: &mut usize) -> Result<(&'a Selection, &'a [SeriesData]), ApiError> {
-    let (sel, series) = env.fetched.get(*next).ok_or_else(|| ApiError::Execution("internal: selection not fetched".into()))?;
-    *next += 1;
+fn fetched<'a>(env: &'a Env<'_>, id: usize) -> Result<(&'a Selection, &'a [SeriesData]), ApiError> {
+    let (sel, series) = env.fetched.get(id).ok_or_else(|| ApiError::Execution("internal: selection not fetched".into()))?;
     Ok((sel, series))
 }
 
@@ -162,58 +190,6 @@ fn named(s: &SeriesData) -> Labels {
     labels
 }
 
-fn call(c: &Call, t: f64, env: &Env<'_>, next: &mut usize) -> Result<Inner, ApiError> {
-    let args = &c.args.args;
-    match c.func.name {
-        "rate" | "increase" => {
-            let Some(Expr::MatrixSelector(ms)) = args.first().map(|a| a.as_ref()) else {
-                return Err(ApiError::BadData(format!("{}() needs a range selector such as name[5m], in {c}", c.func.name)));
-            };
-            let (sel, series) = take(env, next)?;
-            let asked = ms.range.as_secs_f64();
-            let w = super::window(Some(asked), env.default_window, env.resolution);
-            // A window shorter than the stored buckets reads one bucket: its
-            // rate is the bucket's, and its increase that rate over the
-            // window asked for, not the whole bucket's increase.
-            let value = |v: f64| match c.func.name {
-                "rate" => v / w,
-                _ if w > asked => v / w * asked,
-                _ => v,
-            };
-            Ok(floats(increases(sel, series, t, w).into_iter().map(|(labels, v)| (labels, value(v)))))
-        }
-        "histogram_quantile" => {
-            let (Some(phi), Some(v)) = (args.first(), args.get(1)) else {
-                return Err(ApiError::BadData(format!("histogram_quantile() takes a quantile and a vector, in {c}")));
-            };
-            let Inner::Scalar(phi) = eval_at(phi, t, env, next, false)? else {
-                return Err(ApiError::BadData(format!("the quantile of histogram_quantile() must be a scalar, in {c}")));
-            };
-            let Inner::Vector(elems) = eval_at(v, t, env, next, true)? else {
-                return Err(ApiError::BadData(format!("histogram_quantile() needs a vector, in {c}")));
-            };
-            let mut out = Vec::new();
-            for e in elems {
-                let Num::Dist { agg, .. } = e.num else { continue };
-                let value = if phi < 0.0 {
-                    f64::NEG_INFINITY
-                } else if phi > 1.0 {
-                    f64::INFINITY
-                } else {
-                    // No samples (or φ = NaN): no value falls below any
-                    // rank, so NaN, as Prometheus answers for an empty
-                    // histogram, rather than no series.
-                    agg.quantile(phi).unwrap_or(f64::NAN)
-                };
-                let labels = without_name(e.labels).into_iter().filter(|(k, _)| k != QUANTILE).collect();
-                out.push(Elem { labels, num: Num::Float(value) });
-            }
-            Ok(Inner::Vector(out))
-        }
-        other => Err(ApiError::BadData(format!("unsupported function {other}()"))),
-    }
-}
-
 /// The exact increase of each counter-like series over the window: the sum
 /// of the stored deltas, with no extrapolation to the window's edges.
 fn increases(sel: &Selection, series: &[SeriesData], t: f64, w: f64) -> Vec<(Labels, f64)> {
@@ -232,18 +208,15 @@ fn increases(sel: &Selection, series: &[SeriesData], t: f64, w: f64) -> Vec<(Lab
     out
 }
 
-fn aggregate(a: &AggregateExpr, arg: Inner) -> Result<Inner, ApiError> {
+fn aggregate(op: Aggregation, grouping: &Grouping, arg: Inner) -> Result<Inner, ApiError> {
     let Inner::Vector(elems) = arg else {
-        return Err(ApiError::BadData(format!("{}() needs a vector, not a scalar", a.op)));
+        return Err(ApiError::BadData(format!("{}() needs a vector, not a scalar", op.name())));
     };
-    let op = a.op.to_string();
     let key = |labels: &Labels| -> Labels {
-        match &a.modifier {
-            None => Vec::new(),
-            Some(LabelModifier::Include(by)) => labels.iter().filter(|(k, _)| by.labels.contains(k)).cloned().collect(),
-            Some(LabelModifier::Exclude(without)) => {
-                labels.iter().filter(|(k, _)| k != "__name__" && !without.labels.contains(k)).cloned().collect()
-            }
+        match grouping {
+            Grouping::All => Vec::new(),
+            Grouping::By(by) => labels.iter().filter(|(k, _)| by.contains(k)).cloned().collect(),
+            Grouping::Without(without) => labels.iter().filter(|(k, _)| k != "__name__" && !without.contains(k)).cloned().collect(),
         }
     };
     let mut order: Vec<Labels> = Vec::new();
@@ -259,7 +232,7 @@ fn aggregate(a: &AggregateExpr, arg: Inner) -> Result<Inner, ApiError> {
     for k in order {
         let members = groups.remove(&k).unwrap_or_default();
         let all_dist = members.iter().all(|e| matches!(e.num, Num::Dist { .. }));
-        if op == "count" {
+        if op == Aggregation::Count {
             out.push(Elem { labels: k, num: Num::Float(members.len() as f64) });
         } else if all_dist {
             // Distributions merge: the group's quantile is that of all its samples.
@@ -280,11 +253,12 @@ fn aggregate(a: &AggregateExpr, arg: Inner) -> Result<Inner, ApiError> {
             // depend on the order, so do the same.
             members.sort_by(|a, b| a.labels.cmp(&b.labels));
             let values: Vec<f64> = members.into_iter().map(|s| s.value).collect();
-            let value = match op.as_str() {
-                "sum" => sum(&values),
-                "avg" => avg(&values),
-                "min" => extreme(&values, |v, best| v < best),
-                _ => extreme(&values, |v, best| v > best),
+            let value = match op {
+                Aggregation::Sum => sum(&values),
+                Aggregation::Avg => avg(&values),
+                Aggregation::Min => extreme(&values, |v, best| v < best),
+                Aggregation::Max => extreme(&values, |v, best| v > best),
+                Aggregation::Count => Some(values.len() as f64),
             };
             if let Some(value) = value {
                 out.push(Elem { labels: k, num: Num::Float(value) });
@@ -342,11 +316,11 @@ fn extreme(values: &[f64], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
     Some(rest.iter().fold(*first, |best, &v| if better(v, best) || best.is_nan() { v } else { best }))
 }
 
-fn binary(op: &str, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {
+fn binary(op: Arith, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {
     Ok(match (lhs, rhs) {
-        (Inner::Scalar(a), Inner::Scalar(b)) => Inner::Scalar(arithmetic(op, a, b)?),
-        (Inner::Vector(v), Inner::Scalar(b)) => each(v, |x| arithmetic(op, x, b))?,
-        (Inner::Scalar(a), Inner::Vector(v)) => each(v, |x| arithmetic(op, a, x))?,
+        (Inner::Scalar(a), Inner::Scalar(b)) => Inner::Scalar(op.apply(a, b)),
+        (Inner::Vector(v), Inner::Scalar(b)) => each(v, |x| op.apply(x, b)),
+        (Inner::Scalar(a), Inner::Vector(v)) => each(v, |x| op.apply(a, x)),
         (Inner::Vector(l), Inner::Vector(r)) => {
             // One-to-one matching on all labels but the name.
             let mut right: HashMap<Labels, f64> = HashMap::new();
@@ -359,7 +333,7 @@ fn binary(op: &str, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {
             for s in numbers(l) {
                 let labels = without_name(s.labels);
                 if let Some(b) = right.get(&labels) {
-                    out.push((labels, arithmetic(op, s.value, *b)?));
+                    out.push((labels, op.apply(s.value, *b)));
                 }
             }
             floats(out.into_iter())
@@ -368,21 +342,8 @@ fn binary(op: &str, lhs: Inner, rhs: Inner) -> Result<Inner, ApiError> {
 }
 
 /// `f` applied to each element's number; the result drops the name.
-fn each(v: Vec<Elem>, f: impl Fn(f64) -> Result<f64, ApiError>) -> Result<Inner, ApiError> {
-    let out = numbers(v).into_iter().map(|s| Ok((without_name(s.labels), f(s.value)?))).collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(floats(out.into_iter()))
-}
-
-fn arithmetic(op: &str, a: f64, b: f64) -> Result<f64, ApiError> {
-    Ok(match op {
-        "+" => a + b,
-        "-" => a - b,
-        "*" => a * b,
-        "/" => a / b,
-        "%" => a % b,
-        "^" => a.powf(b),
-        _ => return Err(ApiError::BadData(format!("unsupported operator {op}"))),
-    })
+fn each(v: Vec<Elem>, f: impl Fn(f64) -> f64) -> Inner {
+    floats(numbers(v).into_iter().map(|s| (without_name(s.labels), f(s.value))))
 }
 
 /// Elements as numbers: a histogram with a quantile becomes that quantile;

@@ -1,9 +1,11 @@
-//! PromQL: parsed once with `promql-parser`, then evaluated in two steps so
-//! that evaluation stays a pure function: [`select`] lists the data a query
+//! PromQL: parsed once with `promql-parser` and lowered once into a typed
+//! [`plan`], then evaluated in two steps so that evaluation stays a pure
+//! function: the plan's selections ([`select`]) list the data the query
 //! needs, the Worker fetches it from D1, and [`eval`] computes the result at
 //! each evaluation time.
 
 pub mod eval;
+pub mod plan;
 pub mod precheck;
 pub mod select;
 pub mod series;

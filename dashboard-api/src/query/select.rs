@@ -1,16 +1,12 @@
-//! What data a query needs: one [`Selection`] per vector selector.
+//! What data a query needs: one [`Selection`] per vector selector
+//! ([`super::plan`] makes them while lowering a query).
 
 use crate::error::ApiError;
 use promql_parser::label::{MatchOp, Matcher};
-use promql_parser::parser::{Expr, VectorSelector};
+use promql_parser::parser::VectorSelector;
 
 /// The label that picks a quantile of a distribution.
 pub const QUANTILE: &str = "quantile";
-
-/// Aggregations evaluated; the others are `bad_data`.
-pub const AGGREGATIONS: [&str; 5] = ["sum", "avg", "min", "max", "count"];
-/// Functions evaluated; the others are `bad_data`.
-pub const FUNCTIONS: [&str; 3] = ["rate", "increase", "histogram_quantile"];
 
 /// A vector or range selector reduced to what the store needs.
 #[derive(Clone, Debug)]
@@ -94,68 +90,8 @@ impl Selection {
     }
 }
 
-/// The selections of `expr`, in evaluation order.
-pub fn selections(expr: &Expr) -> Result<Vec<Selection>, ApiError> {
-    let mut out = Vec::new();
-    walk(expr, &mut out)?;
-    Ok(out)
-}
-
-fn walk(expr: &Expr, out: &mut Vec<Selection>) -> Result<(), ApiError> {
-    match expr {
-        Expr::NumberLiteral(_) => Ok(()),
-        Expr::Paren(p) => walk(&p.expr, out),
-        Expr::Unary(u) => walk(&u.expr, out),
-        Expr::Binary(b) => {
-            let op = b.op.to_string();
-            if !matches!(op.as_str(), "+" | "-" | "*" | "/" | "%" | "^") {
-                return Err(ApiError::BadData(format!("unsupported operator {op} in {expr}")));
-            }
-            if b.modifier.as_ref().is_some_and(|m| m.matching.is_some() || m.return_bool || m.card.labels().is_some()) {
-                return Err(ApiError::BadData(format!("unsupported vector matching modifier in {expr}")));
-            }
-            walk(&b.lhs, out)?;
-            walk(&b.rhs, out)
-        }
-        Expr::VectorSelector(vs) => {
-            out.push(selection(vs, None)?);
-            Ok(())
-        }
-        Expr::MatrixSelector(ms) => {
-            out.push(selection(&ms.vs, Some(ms.range.as_secs_f64()))?);
-            Ok(())
-        }
-        Expr::Aggregate(a) => {
-            let op = a.op.to_string();
-            if !AGGREGATIONS.contains(&op.as_str()) || a.param.is_some() {
-                return Err(ApiError::BadData(format!("unsupported aggregation {op} in {expr}")));
-            }
-            walk(&a.expr, out)
-        }
-        Expr::Call(c) => {
-            if !FUNCTIONS.contains(&c.func.name) {
-                return Err(ApiError::BadData(format!("unsupported function {}()", c.func.name)));
-            }
-            c.args.args.iter().try_for_each(|a| walk(a, out))
-        }
-        other => Err(unsupported(other)),
-    }
-}
-
-/// `bad_data` naming the construct.
-pub fn unsupported(expr: &Expr) -> ApiError {
-    let what = match expr {
-        Expr::Aggregate(_) => "aggregation",
-        Expr::Subquery(_) => "subquery",
-        Expr::StringLiteral(_) => "string literal",
-        Expr::MatrixSelector(_) => "range selector",
-        Expr::Call(c) => return ApiError::BadData(format!("unsupported function {}()", c.func.name)),
-        Expr::Extension(_) => "extension",
-        _ => "expression",
-    };
-    ApiError::BadData(format!("unsupported {what} in {expr}"))
-}
-
+/// The selection a vector selector makes, with the range of the range
+/// selector around it.
 pub fn selection(vs: &VectorSelector, range_s: Option<f64>) -> Result<Selection, ApiError> {
     if vs.offset.is_some() || vs.at.is_some() {
         return Err(ApiError::BadData(format!("unsupported offset or @ modifier in {vs}")));
@@ -190,7 +126,7 @@ mod tests {
     use super::*;
 
     fn sel(q: &str) -> Result<Vec<Selection>, ApiError> {
-        selections(&crate::query::parse(q)?)
+        Ok(crate::query::plan::lower(&crate::query::parse(q)?)?.selections)
     }
 
     #[test]
@@ -210,24 +146,5 @@ mod tests {
         assert_eq!(all[0].names(), ["a_count", "a"]);
         assert_eq!((all[0].field_of("a_count"), all[0].field_of("a")), (Field::Value, Field::Count));
         assert_eq!(sel("a_sum").unwrap()[0].field_of("a"), Field::Sum);
-    }
-
-    #[test]
-    fn unsupported_constructs_are_named() {
-        for (q, what) in [
-            ("m offset 5m", "offset"),
-            (r#"m{quantile="2"}"#, "outside [0, 1]"),
-            (r#"m{quantile=~"0.9"}"#, "only supports '='"),
-            ("m[5m:1m]", "subquery"),
-            ("topk(3, m)", "aggregation topk"),
-            ("m > 3", "operator >"),
-            ("a / on(x) b", "vector matching"),
-            ("delta(m[5m])", "delta"),
-            (r#"label_replace(m, "a", "b", "c", "d")"#, "label_replace"),
-        ] {
-            let err = sel(q).unwrap_err();
-            assert!(matches!(err, ApiError::BadData(_)));
-            assert!(err.to_string().contains(what), "{q}: {err}");
-        }
     }
 }

@@ -2,7 +2,7 @@
 //! expected value is computed by hand from those samples.
 
 use super::*;
-use crate::query::{parse, select::selections, Times};
+use crate::query::{parse, plan, Times};
 use proto::point::{Counter, Point, Value as PV};
 
 /// A series with one bucket per (start, samples) at 1-minute resolution.
@@ -35,9 +35,9 @@ fn run_at(q: &str, times: Times, data: &[SeriesData]) -> Result<Vec<Value>, ApiE
 
 /// As [`run_at`], with `data` stored at `resolution`.
 fn run_at_resolution(q: &str, times: Times, resolution: i64, data: &[SeriesData]) -> Result<Vec<Value>, ApiError> {
-    let expr = parse(q)?;
-    let sels = selections(&expr)?;
-    let fetched: Vec<(Selection, Vec<SeriesData>)> = sels
+    let plan = plan::lower(&parse(q)?)?;
+    let fetched: Vec<(Selection, Vec<SeriesData>)> = plan
+        .selections
         .into_iter()
         .map(|s| {
             let names = s.names();
@@ -50,7 +50,7 @@ fn run_at_resolution(q: &str, times: Times, resolution: i64, data: &[SeriesData]
         })
         .collect();
     let env = Env { fetched: &fetched, default_window: times.default_window(), resolution };
-    times.each().into_iter().map(|t| eval(&expr, t, &env)).collect()
+    times.each().into_iter().map(|t| eval(&plan.root, t, &env)).collect()
 }
 
 fn run(q: &str, t: f64, data: &[SeriesData]) -> Result<Value, ApiError> {
