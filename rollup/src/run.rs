@@ -430,10 +430,11 @@ impl Work<'_> {
             new.iter().map(|&i| (keyed.series[i as usize].tenant.to_owned(), keyed.series[i as usize].metric.to_owned())).collect();
         metrics.sort();
         metrics.dedup();
-        let except: Vec<i64> = self.admitted.values().flatten().copied().collect();
-        let mut counts = store::catalog::active_counts(self.db, &metrics, first_minute, &except).await?;
-        for (metric, ids) in &self.admitted {
-            *counts.entry(metric.clone()).or_default() += ids.len() as u64;
+        let mut counts = store::catalog::active_counts(self.db, &metrics, first_minute, &self.admitted).await?;
+        for metric in &metrics {
+            if let Some(ids) = self.admitted.get(metric) {
+                *counts.entry(metric.clone()).or_default() += ids.len() as u64;
+            }
         }
         let before = keyed.series.len() as u32;
         let folded = guard::fold(&mut keyed.series, &new, &counts, self.config.max_series_per_metric);
