@@ -67,6 +67,9 @@ pub struct Expired {
     pub ledger: u64,
     /// Catalog rows of series with no bucket left (`store::catalog::sweep`).
     pub series: u64,
+    /// Cumulative states of series silent since before the longest-kept
+    /// buckets (`store::cumulative::sweep`).
+    pub states: u64,
     /// Whether some table had more expired rows than one step deletes.
     pub more: bool,
 }

@@ -118,8 +118,18 @@ pub async fn run(env: &Env) -> Result<Report, RollupError> {
     result.map(|()| work.report)
 }
 
-/// The `rollup_state` entry holding the catalog sweep's position.
-const SWEEP_CURSOR: &str = "series_sweep";
+/// The `rollup_state` entries holding where the catalog sweep and the
+/// cumulative state sweep go on from.
+const SERIES_SWEEP: &str = "series_sweep";
+const STATE_SWEEP: &str = "state_sweep";
+
+/// What one step of the sweeps deleted, and where the next goes on from.
+struct Swept {
+    series: u64,
+    states: u64,
+    next_series: i64,
+    next_state: String,
+}
 
 /// Why reading or committing stopped short.
 enum Failure {
@@ -183,9 +193,10 @@ impl Work<'_> {
             Err(e) => report.errors.push(format!("retention: {e}")),
         }
         let swept = match self.sweep().await {
-            Ok((deleted, next)) => {
-                self.report.expired.series = deleted;
-                Some(next)
+            Ok(swept) => {
+                self.report.expired.series = swept.series;
+                self.report.expired.states = swept.states;
+                Some(swept)
             }
             Err(e) => {
                 self.report.errors.push(format!("series sweep: {e}"));
@@ -214,35 +225,45 @@ impl Work<'_> {
                 state.push(store::set_state(db, "cursor", c)?);
             }
         }
-        if let Some(next) = swept {
-            state.push(store::set_state(db, SWEEP_CURSOR, &next.to_string())?);
+        if let Some(swept) = swept {
+            state.push(store::set_state(db, SERIES_SWEEP, &swept.next_series.to_string())?);
+            state.push(store::set_state(db, STATE_SWEEP, &swept.next_state)?);
         }
         db.batch(state).await.during("saving the run report")?;
         Ok(())
     }
 
-    /// One step of the catalog sweep ([`store::catalog::sweep`]), from the
-    /// id the last one reached, behind this run's lease: the series
-    /// deleted, and where the next step starts.
-    async fn sweep(&self) -> Result<(u64, i64), RollupError> {
+    /// One step of the catalog sweep ([`store::catalog::sweep`]) and of the
+    /// cumulative state sweep ([`store::cumulative::sweep`]), each from where
+    /// its last step reached, behind this run's lease.
+    async fn sweep(&self) -> Result<Swept, RollupError> {
         #[derive(serde::Deserialize)]
-        struct Last {
-            last: Option<f64>,
+        struct Last<T> {
+            last: Option<T>,
         }
-        let after = store::state(self.db, SWEEP_CURSOR).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        let lease = store::lease::keep(self.db, self.holder, worker::Date::now().as_millis() + LEASE_MS)?;
-        let [last, delete] = store::catalog::sweep(self.db, after)?;
-        let results = self.db.batch(vec![lease, last, delete]).await.during("sweeping series")?;
         let what = "sweeping series";
-        let next = match results.get(1) {
-            Some(r) => r.results::<Last>().during(what)?.first().and_then(|l| l.last).map_or(0, |l| l as i64),
+        let after_series = store::state(self.db, SERIES_SWEEP).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let after_state = store::state(self.db, STATE_SWEEP).await?.unwrap_or_default();
+        let lease = store::lease::keep(self.db, self.holder, worker::Date::now().as_millis() + LEASE_MS)?;
+        let [last_series, delete_series] = store::catalog::sweep(self.db, after_series)?;
+        let before_ms = (self.cutoffs.first_kept(86_400).max(0) as u64).saturating_mul(1000);
+        let [last_state, delete_states] = store::cumulative::sweep(self.db, &after_state, before_ms)?;
+        let results = self.db.batch(vec![lease, last_series, delete_series, last_state, delete_states]).await.during(what)?;
+        let changes = |i: usize| -> Result<u64, RollupError> {
+            Ok(match results.get(i) {
+                Some(r) => r.meta().during(what)?.and_then(|m| m.changes).unwrap_or(0) as u64,
+                None => 0,
+            })
+        };
+        let next_series = match results.get(1) {
+            Some(r) => r.results::<Last<f64>>().during(what)?.first().and_then(|l| l.last).map_or(0, |l| l as i64),
             None => 0,
         };
-        let deleted = match results.get(2) {
-            Some(r) => r.meta().during(what)?.and_then(|m| m.changes).unwrap_or(0) as u64,
-            None => 0,
+        let next_state = match results.get(3) {
+            Some(r) => r.results::<Last<String>>().during(what)?.into_iter().next().and_then(|l| l.last).unwrap_or_default(),
+            None => String::new(),
         };
-        Ok((deleted, next))
+        Ok(Swept { series: changes(2)?, states: changes(4)?, next_series, next_state })
     }
 
     /// Keys after the cursor, page by page (applied archives within the

@@ -1,7 +1,8 @@
 //! Series lifecycle: the cardinality guard counts active series only (those
 //! with a minute bucket within the minute retention, 2 days), so label
-//! values that churn do not fill a metric's limit for good; and the catalog
-//! rows of series with no bucket left are deleted, a bounded slice a run.
+//! values that churn do not fill a metric's limit for good; the catalog
+//! rows of series with no bucket left are deleted, and so are cumulative
+//! states older than the longest retention, a bounded slice a run.
 
 use e2e::*;
 use serde_json::json;
@@ -124,5 +125,45 @@ fn series_with_no_bucket_left_are_deleted_and_the_others_kept() -> anyhow::Resul
     rollup_until(&stack, Duration::from_secs(60), || {
         Ok((minute_counts(&metric)? == [(r#"{"pod":"empty"}"#.to_string(), 1.0)]).then_some(()))
     })?;
+    Ok(())
+}
+
+#[test]
+fn cumulative_states_go_once_every_bucket_they_counted_into_has_expired() -> anyhow::Result<()> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let stack = stack();
+    let metric = unique("lifecycle.cumulative");
+    let now_ms = now_nanos() / 1_000_000;
+    // Keys that sort anywhere among the real hashes; no series has them.
+    let old = format!("{:032x}", proto::hash::hash128(&[metric.as_bytes(), b"old"]));
+    let recent = format!("{:032x}", proto::hash::hash128(&[metric.as_bytes(), b"recent"]));
+    let three_years_ms = 3 * 365 * 86_400_000;
+    d1(&format!(
+        "INSERT INTO cumulative_state (series_hash, point, version, seen_ms) VALUES
+           ('{old}', x'00', 1, {}), ('{recent}', x'00', 1, {});",
+        now_ms - three_years_ms,
+        now_ms - 86_400_000,
+    ))?;
+    let states = || -> anyhow::Result<Vec<String>> {
+        let rows = d1(&format!("SELECT series_hash FROM cumulative_state WHERE series_hash IN ('{old}', '{recent}')"))?;
+        Ok(rows.iter().filter_map(|r| r["series_hash"].as_str().map(str::to_owned)).collect())
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while states()? != [recent.clone()] {
+        anyhow::ensure!(Instant::now() < deadline, "states left after 180 s: {:?}", states()?);
+        run_rollup(&stack)?;
+    }
+    // A cumulative point writes its state with the time it was taken.
+    let t_ns = (now_ms / 60_000 - 1) * 60_000_000_000;
+    let point = json!({ "startTimeUnixNano": (t_ns - 60_000_000_000).to_string(), "timeUnixNano": t_ns.to_string(), "asDouble": 5.0 });
+    let body = json!({ "resourceMetrics": [{ "scopeMetrics": [{ "metrics": [{ "name": metric,
+        "sum": { "aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [point] } }] }] }] });
+    let r = post_metrics_json(&stack, &body.to_string())?;
+    anyhow::ensure!(r.status == 200, "ingest answered {}: {}", r.status, r.text());
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 1.0).then_some(())))?;
+    let seen = d1("SELECT MAX(seen_ms) AS newest FROM cumulative_state")?;
+    let unset = d1("SELECT COUNT(*) AS n FROM cumulative_state WHERE seen_ms IS NULL")?;
+    assert_eq!(unset[0]["n"], 0.0, "every state has its time");
+    assert!(seen[0]["newest"].as_f64().unwrap_or(0.0) >= (t_ns / 1_000_000) as f64, "{seen:?}");
     Ok(())
 }

@@ -5,9 +5,10 @@ use super::{prepare, rows};
 use crate::error::RollupError;
 use crate::prepare::{StateWrite, StoredState};
 use prost::Message;
-use proto::d1::{hex, json_lists, Db};
+use proto::d1::{hex, json_lists, num, Db};
 use serde::Deserialize;
 use std::collections::HashMap;
+use worker::wasm_bindgen::JsValue;
 use worker::D1PreparedStatement;
 
 /// The stored cumulative states of the given series (by identity hash).
@@ -43,25 +44,52 @@ pub async fn states(db: &Db, hashes: &[String]) -> Result<HashMap<String, Stored
 pub fn writes<'a>(db: &Db, states: impl IntoIterator<Item = &'a StateWrite>) -> Result<Vec<D1PreparedStatement>, RollupError> {
     let (new, stored): (Vec<&StateWrite>, Vec<&StateWrite>) = states.into_iter().partition(|s| s.version.is_none());
     let mut out = Vec::new();
-    for list in json_lists(new, |s| serde_json::json!([s.series_hash, hex(&s.point.encode_to_vec())])) {
+    let seen_ms = |s: &StateWrite| s.point.time_unix_nano / 1_000_000;
+    for list in json_lists(new, |s| serde_json::json!([s.series_hash, hex(&s.point.encode_to_vec()), seen_ms(s)])) {
         out.push(prepare(
             db,
-            "INSERT INTO cumulative_state (series_hash, point, version) \
-             SELECT value->>0, unhex(value->>1), 1 FROM json_each(?1)",
+            "INSERT INTO cumulative_state (series_hash, point, version, seen_ms) \
+             SELECT value->>0, unhex(value->>1), 1, value->>2 FROM json_each(?1)",
             &[list.into()],
         )?);
     }
-    for list in json_lists(stored, |s| serde_json::json!([s.series_hash, hex(&s.point.encode_to_vec()), s.version])) {
+    for list in json_lists(stored, |s| serde_json::json!([s.series_hash, hex(&s.point.encode_to_vec()), s.version, seen_ms(s)])) {
         // A version other than the one read makes the CASE yield 0, which
         // the CHECK (version >= 1) rejects: the transaction rolls back.
         out.push(prepare(
             db,
-            "UPDATE cumulative_state SET point = unhex(u.p), \
+            "UPDATE cumulative_state SET point = unhex(u.p), seen_ms = u.t, \
              version = CASE WHEN cumulative_state.version = u.v THEN cumulative_state.version + 1 ELSE 0 END \
-             FROM (SELECT value->>0 AS h, value->>1 AS p, value->>2 AS v FROM json_each(?1)) u \
+             FROM (SELECT value->>0 AS h, value->>1 AS p, value->>2 AS v, value->>3 AS t FROM json_each(?1)) u \
              WHERE cumulative_state.series_hash = u.h",
             &[list.into()],
         )?);
     }
     Ok(out)
+}
+
+/// States the sweep looks at per run.
+pub const SWEEP_STATES: u32 = 1_000;
+
+/// Statements of one step of the state sweep: the next [`SWEEP_STATES`]
+/// states after `after` (a series hash; "" for the first) are looked at,
+/// and those whose point was taken before `before_ms` are deleted. The
+/// first statement answers the last hash looked at (none once the sweep has
+/// passed the end), the second deletes.
+///
+/// `before_ms` is where the longest-kept resolution's buckets begin: a
+/// series silent since then has no bucket left that its earlier increases
+/// were counted in, so if it comes back its first point, counted in full
+/// as a new series' is, counts nothing kept twice.
+pub fn sweep(db: &Db, after: &str, before_ms: u64) -> Result<[D1PreparedStatement; 2], RollupError> {
+    let slice = "SELECT series_hash, seen_ms FROM cumulative_state WHERE series_hash > ?1 ORDER BY series_hash LIMIT ?2";
+    let (after, limit) = (JsValue::from(after), num(f64::from(SWEEP_STATES)));
+    Ok([
+        prepare(db, &format!("SELECT MAX(series_hash) AS last FROM ({slice})"), &[after.clone(), limit.clone()])?,
+        prepare(
+            db,
+            &format!("DELETE FROM cumulative_state WHERE series_hash IN (SELECT series_hash FROM ({slice}) WHERE seen_ms < ?3)"),
+            &[after, limit, num(before_ms as f64)],
+        )?,
+    ])
 }
