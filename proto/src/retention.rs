@@ -26,11 +26,14 @@ pub struct Kept {
 
 impl Default for Kept {
     fn default() -> Kept {
-        Kept { minute_days: 2, hour_days: 90, day_days: 730 }
+        Kept::DEFAULT
     }
 }
 
 impl Kept {
+    /// The defaults, as `wrangler.toml` sets them.
+    pub const DEFAULT: Kept = Kept { minute_days: 2, hour_days: 90, day_days: 730 };
+
     /// Reads the vars through `var`, using the default for any that is
     /// unset. The error names the var and its value.
     pub fn from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<Kept, String> {
@@ -74,7 +77,7 @@ impl Kept {
 
 /// How far behind the receiving clock a point's time may be: the default
 /// retention of day buckets (2 years), the longest kept.
-pub const MAX_PAST_DAYS: u64 = 730;
+pub const MAX_PAST_DAYS: u64 = Kept::DEFAULT.day_days;
 
 #[cfg(test)]
 mod tests {

@@ -54,7 +54,7 @@ impl Cutoffs {
 
     /// Whether a bucket of `resolution` starting at `bucket_start` is expired.
     pub fn expired(&self, resolution: u32, bucket_start: i64) -> bool {
-        self.buckets.iter().any(|&(r, first)| r == resolution && bucket_start < first)
+        bucket_start < self.first_kept(resolution)
     }
 }
 

@@ -168,7 +168,7 @@ pub fn decode(hour_start: i64, bytes: &[u8]) -> Result<Vec<(i64, Aggregate)>, Ag
         let mut next = 0u64;
         for _ in 0..size {
             let index = next.checked_add(r.varint()?).ok_or_else(|| corrupt("bucket index overflows"))?;
-            buckets.push((sparse::value_at(index).ok_or_else(|| corrupt("bucket index past the largest value"))?, 0));
+            buckets.push((sparse::value_of_index(index).ok_or_else(|| corrupt("bucket index past the largest value"))?, 0));
             next = index + 1;
         }
         histograms.push(buckets);

@@ -41,7 +41,7 @@ pub fn median_equivalent(v: u64) -> u64 {
 
 /// The lowest value of the bucket at `index` of HdrHistogram's counts array
 /// (its `value_for`); `None` past the largest value.
-fn value_of_index(index: u64) -> Option<u64> {
+pub fn value_of_index(index: u64) -> Option<u64> {
     const HALF_BITS: u32 = SUB_BUCKET_BITS - 1;
     const HALF: u64 = 1 << HALF_BITS;
     let bucket = (index >> HALF_BITS) as i64 - 1;
@@ -56,11 +56,6 @@ fn value_of_index(index: u64) -> Option<u64> {
 pub fn index_of(v: u64) -> u64 {
     let bits = width_bits(v);
     (u64::from(bits) << (SUB_BUCKET_BITS - 1)) + (v >> bits)
-}
-
-/// The lowest value of the bucket at `index`, `None` past the largest.
-pub fn value_at(index: u64) -> Option<u64> {
-    value_of_index(index)
 }
 
 /// Counts per bucket, keyed by the bucket's lowest value, ascending.
@@ -284,7 +279,7 @@ mod tests {
         let mut last = None;
         for v in values {
             let i = index_of(v);
-            assert_eq!(value_at(i), Some(lowest_equivalent(v)), "{v}");
+            assert_eq!(value_of_index(i), Some(lowest_equivalent(v)), "{v}");
             assert!(last.is_none_or(|l| l <= i), "indexes ascend with values");
             last = Some(i);
         }
