@@ -54,6 +54,15 @@ pub const MAX_BODY_BYTES: usize = 4 << 20;
 /// a multiple of 3600), given as (minute start, aggregate) in ascending
 /// order of start.
 pub fn encode(hour_start: i64, minutes: &[(i64, &Aggregate)]) -> Result<Vec<u8>, AggregateError> {
+    let body = encode_body(hour_start, minutes)?;
+    let mut out = flate2::write::DeflateEncoder::new(vec![BLOCK_FORMAT], flate2::Compression::best());
+    // Writing into a Vec cannot fail.
+    out.write_all(&body).and_then(|_| out.finish()).map_err(|e| AggregateError::Corrupt(e.to_string()))
+}
+
+/// The body of a block before compression: what [`super::head`] entries
+/// hold, many of them compressed together.
+pub(super) fn encode_body(hour_start: i64, minutes: &[(i64, &Aggregate)]) -> Result<Vec<u8>, AggregateError> {
     let mut mask = 0u64;
     let mut last_index = -1;
     for &(start, _) in minutes {
@@ -103,9 +112,7 @@ pub fn encode(hour_start: i64, minutes: &[(i64, &Aggregate)]) -> Result<Vec<u8>,
     if body.len() > MAX_BODY_BYTES {
         return Err(AggregateError::Corrupt(format!("a block of {} bytes is larger than {MAX_BODY_BYTES}", body.len())));
     }
-    let mut out = flate2::write::DeflateEncoder::new(vec![BLOCK_FORMAT], flate2::Compression::best());
-    // Writing into a Vec cannot fail.
-    out.write_all(&body).and_then(|_| out.finish()).map_err(|e| AggregateError::Corrupt(e.to_string()))
+    Ok(body)
 }
 
 /// Decodes a block of the hour starting at `hour_start` into (minute
@@ -123,7 +130,12 @@ pub fn decode(hour_start: i64, bytes: &[u8]) -> Result<Vec<(i64, Aggregate)>, Ag
     if body.len() > MAX_BODY_BYTES {
         return Err(corrupt("block body is larger than the format allows"));
     }
-    let mut r = Reader(&body);
+    decode_body(hour_start, &body)
+}
+
+/// Decodes a body of [`encode_body`].
+pub(super) fn decode_body(hour_start: i64, body: &[u8]) -> Result<Vec<(i64, Aggregate)>, AggregateError> {
+    let mut r = Reader(body);
     let mask = r.varint()?;
     if mask >> MINUTES != 0 {
         return Err(corrupt("minute mask beyond the hour"));
@@ -197,7 +209,7 @@ fn minute_index(hour_start: i64, start: i64) -> Option<i64> {
         .then_some(offset / MINUTE_S)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -205,11 +217,11 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(super) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(super) fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
@@ -243,16 +255,26 @@ fn put_mask(out: &mut Vec<u8>, bits: impl Iterator<Item = bool>) {
 }
 
 /// The body, read from the front.
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    /// The next `n` bytes.
+    pub(super) fn take(&mut self, n: u64) -> Result<&'a [u8], AggregateError> {
+        if n > self.0.len() as u64 {
+            return Err(corrupt("block ends early"));
+        }
+        let (head, rest) = self.0.split_at(n as usize);
+        self.0 = rest;
+        Ok(head)
+    }
+
     fn byte(&mut self) -> Result<u8, AggregateError> {
         let (&b, rest) = self.0.split_first().ok_or_else(|| corrupt("block ends early"))?;
         self.0 = rest;
         Ok(b)
     }
 
-    fn varint(&mut self) -> Result<u64, AggregateError> {
+    pub(super) fn varint(&mut self) -> Result<u64, AggregateError> {
         let (mut v, mut shift) = (0u64, 0);
         loop {
             let b = self.byte()?;

@@ -24,6 +24,7 @@
 //! the bucket's width.
 
 pub mod block;
+pub mod head;
 mod row;
 mod sparse;
 
