@@ -6,7 +6,7 @@ use crate::catalog::Entry;
 use crate::error::ApiError;
 use crate::query::select::Selection;
 use crate::query::series::{labels_from_json, SeriesData};
-use proto::aggregate::{Aggregate, Row};
+use proto::aggregate::{block, head, Aggregate, Row};
 use proto::d1::{Db, MAX_PARAMS};
 use proto::point::Kind;
 use serde::Deserialize;
@@ -138,8 +138,22 @@ pub async fn fetch(
         #[serde(flatten)]
         row: Row,
     }
+    #[derive(Deserialize)]
+    struct BlockRow {
+        series_id: f64,
+        hour_start: f64,
+        #[serde(deserialize_with = "proto::aggregate::blob")]
+        body: Option<Vec<u8>>,
+    }
+    #[derive(Deserialize)]
+    struct HeadRow {
+        hour_start: f64,
+        #[serde(deserialize_with = "proto::aggregate::blob")]
+        body: Option<Vec<u8>>,
+    }
     let mut ids: Vec<(i64, f64)> = earliest.into_iter().collect();
     ids.sort_by_key(|(id, _)| *id);
+    let end = to_s.ceil();
     let mut queries = Vec::new();
     for chunk in ids.chunks(MAX_PARAMS - 3) {
         let start = chunk.iter().map(|(_, f)| *f).fold(f64::INFINITY, f64::min);
@@ -149,14 +163,43 @@ pub async fn fetch(
              ORDER BY bucket_start",
             vec!["?"; chunk.len()].join(", ")
         );
-        let mut params: Vec<JsValue> =
-            vec![JsValue::from_f64(resolution as f64), JsValue::from_f64(start.floor()), JsValue::from_f64(to_s.ceil())];
+        let mut params: Vec<JsValue> = vec![JsValue::from_f64(resolution as f64), JsValue::from_f64(start.floor()), JsValue::from_f64(end)];
         params.extend(chunk.iter().map(|(id, _)| JsValue::from_f64(*id as f64)));
         queries.push((sql, params));
     }
+    let row_statements = queries.len();
+    // Minutes since migration 0011 are in blocks (closed hours, compacted)
+    // and head rows (hours not yet compacted): read in the same batch, one
+    // snapshot, so a compaction between them cannot hide or double a minute.
+    let mut block_statements = 0;
+    if resolution == 60 {
+        let hour = |t: f64| (t.floor() as i64).div_euclid(3600) * 3600;
+        let pairs = ids.iter().flat_map(|&(id, f)| (hour(f)..end as i64).step_by(3600).map(move |h| (h, id)));
+        for list in proto::d1::json_lists(pairs, |(h, id)| serde_json::json!([h, id])) {
+            queries.push((
+                "SELECT b.series_id, b.hour_start, b.body FROM json_each(?1) j \
+                 JOIN blocks b ON b.hour_start = j.value->>0 AND b.series_id = j.value->>1"
+                    .to_owned(),
+                vec![list.into()],
+            ));
+            block_statements += 1;
+        }
+        let first = ids.iter().map(|(_, f)| hour(*f)).min().unwrap_or(0);
+        let hours: Vec<i64> = (first..end as i64).step_by(3600).collect();
+        queries.push((
+            "SELECT hour_start, body FROM head WHERE hour_start IN (SELECT value FROM json_each(?1)) \
+             AND tenant = ?2 AND prom_name IN (SELECT value FROM json_each(?3))"
+                .to_owned(),
+            vec![
+                serde_json::Value::from(hours).to_string().into(),
+                tenant.into(),
+                serde_json::Value::from(names.clone()).to_string().into(),
+            ],
+        ));
+    }
     let results = read(|| async {
         let statements = queries.iter().map(|(sql, params)| db.prepare(sql, params)).collect::<worker::Result<Vec<_>>>()?;
-        db.batch(statements).await?.iter().map(|r| r.results::<AggRow>()).collect::<worker::Result<Vec<_>>>()
+        db.batch(statements).await
     })
     .await?;
     // Where each series sits in each selection's list.
@@ -166,18 +209,48 @@ pub async fn fetch(
             places.entry(*id).or_default().push((i, j));
         }
     }
-    for rows in results {
-        for r in rows {
-            let Some(at) = places.get(&(r.series_id as i64)) else { continue };
-            let wants = |&(i, _): &(usize, usize)| r.bucket_start >= from[i].floor();
-            let Some(last) = at.iter().rposition(wants) else { continue };
-            let agg = Aggregate::from_row(&r.row).map_err(|e| ApiError::Execution(e.to_string()))?;
-            // Copied only for a series that several selections read.
-            for &(i, j) in at[..last].iter().filter(|p| wants(p)) {
-                out[i][j].1.buckets.push((r.bucket_start as i64, agg.clone()));
+    let execution = |e: proto::aggregate::AggregateError| ApiError::Execution(e.to_string());
+    let mut place = |series_id: i64, bucket_start: i64, agg: Aggregate| {
+        if bucket_start as f64 >= end {
+            return;
+        }
+        let Some(at) = places.get(&series_id) else { return };
+        let wants = |&(i, _): &(usize, usize)| bucket_start as f64 >= from[i].floor();
+        let Some(last) = at.iter().rposition(wants) else { return };
+        // Copied only for a series that several selections read.
+        for &(i, j) in at[..last].iter().filter(|p| wants(p)) {
+            out[i][j].1.buckets.push((bucket_start, agg.clone()));
+        }
+        let (i, j) = at[last];
+        out[i][j].1.buckets.push((bucket_start, agg));
+    };
+    for (k, result) in results.iter().enumerate() {
+        if k < row_statements {
+            for r in result.results::<AggRow>().map_err(unavailable)? {
+                place(r.series_id as i64, r.bucket_start as i64, Aggregate::from_row(&r.row).map_err(execution)?);
             }
-            let (i, j) = at[last];
-            out[i][j].1.buckets.push((r.bucket_start as i64, agg));
+        } else if k < row_statements + block_statements {
+            for r in result.results::<BlockRow>().map_err(unavailable)? {
+                let hour = r.hour_start as i64;
+                for (start, agg) in block::decode(hour, r.body.as_deref().unwrap_or_default()).map_err(execution)? {
+                    place(r.series_id as i64, start, agg);
+                }
+            }
+        } else {
+            for r in result.results::<HeadRow>().map_err(unavailable)? {
+                let hour = r.hour_start as i64;
+                let body = r.body.as_deref().unwrap_or_default();
+                for (id, minutes) in head::decode(hour, body, |id| places.contains_key(&id)).map_err(execution)? {
+                    for (start, agg) in minutes {
+                        place(id, start, agg);
+                    }
+                }
+            }
+        }
+    }
+    for series in &mut out {
+        for (_, s) in series.iter_mut() {
+            s.settle();
         }
     }
     Ok(out.into_iter().map(|series| series.into_iter().map(|(_, s)| s).collect()).collect())

@@ -36,8 +36,8 @@ fn archive() -> Vec<u8> {
 }
 
 /// What the rollup does with one archive between its D1 reads and writes:
-/// read chunk by chunk, keyed, accumulated, folded into pending work and
-/// planned.
+/// read chunk by chunk, keyed, accumulated, folded into pending work, its
+/// minutes encoded as head parts and its hours and days planned.
 fn aggregate(bytes: &[u8], stored: StoredRows) -> Vec<Write> {
     let mut pending = Pending::default();
     for chunk in Chunks::new(bytes) {
@@ -45,9 +45,17 @@ fn aggregate(bytes: &[u8], stored: StoredRows) -> Vec<Write> {
         let keyed = series::key(&chunk.batches);
         let prepared = prepare::prepare(&keyed, &Target::own(&keyed), &HashMap::new());
         let ids: HashMap<u32, i64> = (0..keyed.series.len() as u32).map(|i| (i, i64::from(i))).collect();
+        for (i, s) in keyed.series.iter().enumerate() {
+            pending.name(i as i64, s.tenant, s.metric);
+        }
         pending.fold(prepared, &ids, Vec::new()).expect("fold");
     }
-    plan::writes(pending.series, stored).collect::<Result<_, _>>().expect("plan")
+    // The minutes become head parts; the hours and days are merged as rows.
+    let mut series = std::mem::take(&mut pending.series);
+    let mut head_bytes = 0;
+    rollup::head::parts(&mut series, &pending.names, |p| head_bytes += p.body.len()).expect("head parts");
+    assert!(head_bytes > 0);
+    plan::writes(series, stored).collect::<Result<_, _>>().expect("plan")
 }
 
 /// Bytes of the samples blob of one bucket holding `values`.

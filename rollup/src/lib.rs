@@ -18,6 +18,7 @@ pub mod cursor;
 pub mod dedup;
 pub mod error;
 pub mod guard;
+pub mod head;
 pub mod pending;
 pub mod plan;
 pub mod prepare;

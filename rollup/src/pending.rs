@@ -68,9 +68,18 @@ pub struct Pending {
     /// Tenants whose cache generation the commit moves on.
     pub late: BTreeSet<String>,
     pub set_aside: SetAside,
+    /// The tenant and exposed metric name of each catalog id in `series`: the head
+    /// groups minutes by them ([`crate::head::parts`]).
+    pub names: crate::head::Names,
 }
 
 impl Pending {
+    /// Records the tenant and metric (OpenTelemetry spelling; kept in its
+    /// exposed spelling) of catalog id `id`.
+    pub fn name(&mut self, id: i64, tenant: &str, metric: &str) {
+        self.names.entry(id).or_insert_with(|| (tenant.to_owned(), proto::names::prom_name(metric)));
+    }
+
     /// Adds a prepared part, whose series (chunk indexes) have the catalog
     /// ids `ids`, and the tenants it writes late buckets of.
     pub fn fold(&mut self, prepared: Prepared, ids: &HashMap<u32, i64>, late: Vec<String>) -> Result<(), AggregateError> {

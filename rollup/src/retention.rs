@@ -63,6 +63,8 @@ impl Cutoffs {
 pub struct Expired {
     /// Aggregate rows, all resolutions together.
     pub aggregates: u64,
+    /// Minute blocks (one per series-hour, `store::head`).
+    pub blocks: u64,
     /// Ledger rows of applied batches and archives.
     pub ledger: u64,
     /// Catalog rows of series with no bucket left (`store::catalog::sweep`).

@@ -11,7 +11,7 @@ use crate::prepare::StoredState;
 use crate::retention::{Cutoffs, Expired};
 use crate::series::{self, Series};
 use crate::store::catalog::Catalog;
-use crate::{chunk, cursor, dedup, guard, plan, prepare, quarantine, store};
+use crate::{chunk, cursor, dedup, guard, head, plan, prepare, quarantine, store};
 use proto::d1::{Db, Usage};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -58,6 +58,8 @@ pub struct Report {
     pub backlog: usize,
     /// The budget that ended the run with archives left, if one did.
     pub stopped_by: Option<Limit>,
+    /// Closed hours whose head rows this run compacted into blocks.
+    pub compacted: head::Compacted,
     /// Rows past their retention that this run deleted.
     pub expired: Expired,
     /// `ok`, `errors` (some archives failed and will be retried) or
@@ -185,6 +187,7 @@ impl Work<'_> {
         self.apply(todo).await;
         self.set_aside_failures().await;
 
+        self.compact().await;
         let report = &mut self.report;
         report.cursor = cursor::advance(current.clone(), &keys, &self.processed, report.started_ms);
         // Retention, in bounded steps: what one run leaves, the next deletes.
@@ -230,6 +233,53 @@ impl Work<'_> {
             state.push(store::set_state(db, STATE_SWEEP, &swept.next_state)?);
         }
         db.batch(state).await.during("saving the run report")?;
+        Ok(())
+    }
+
+    /// Compacts the head rows of closed hours into blocks, group by group
+    /// ([`head::compact`]), each group in its own transaction. A group that
+    /// fails is reported and retried by the next run; the others go on.
+    async fn compact(&mut self) {
+        let now_ms = worker::Date::now().as_millis();
+        let last_hour = (now_ms / 1000) as i64 - head::COMPACT_AFTER_S - head::HOUR_S;
+        let groups = match store::head::due(self.db, last_hour, head::MAX_GROUPS_PER_RUN).await {
+            Ok(groups) => groups,
+            Err(e) => return self.report.errors.push(format!("compaction: {e}")),
+        };
+        let listed = groups.len();
+        for (i, group) in groups.into_iter().enumerate() {
+            let elapsed_ms = worker::Date::now().as_millis().saturating_sub(self.report.started_ms);
+            if i >= head::MIN_GROUPS_PER_RUN && elapsed_ms >= self.config.budget.run_ms {
+                self.report.compacted.more = true;
+                return;
+            }
+            if let Err(e) = self.compact_group(&group).await {
+                self.report.errors.push(format!("compacting {} {} hour {}: {e}", group.tenant, group.metric, group.hour_start));
+            }
+        }
+        self.report.compacted.more |= listed == head::MAX_GROUPS_PER_RUN as usize;
+    }
+
+    async fn compact_group(&mut self, group: &store::head::Group) -> Result<(), RollupError> {
+        let rows = store::head::group_rows(self.db, group).await?;
+        let keys: Vec<(String, i64)> = rows.iter().map(|r| (r.commit_id.clone(), r.part)).collect();
+        let bodies: Vec<Vec<u8>> = rows.into_iter().map(|r| r.body).collect();
+        let now_ms = worker::Date::now().as_millis();
+        // Unique per compaction (one a run, and runs hold the lease), and
+        // below 2^53 for another 4,000 years.
+        let seq_base = now_ms as i64 * 64;
+        let mut blocks = Vec::new();
+        for range in head::batches(&bodies, head::DECODE_BUDGET_BYTES)? {
+            blocks.extend(head::compact(group.hour_start, &bodies, range, seq_base)?);
+        }
+        drop(bodies);
+        let written = blocks.len() as u64;
+        let lease = store::lease::keep(self.db, self.holder, now_ms + LEASE_MS)?;
+        store::head::compacted(self.db, lease, group, &keys, blocks).await?;
+        let c = &mut self.report.compacted;
+        c.groups += 1;
+        c.head_rows += keys.len() as u64;
+        c.blocks += written;
         Ok(())
     }
 
@@ -492,6 +542,10 @@ impl Work<'_> {
         let mut prepared = prepare::prepare(&keyed, &targets, &states);
         prepared.acc.drop_expired(self.cutoffs);
         let ids: HashMap<u32, i64> = catalog.iter().map(|(i, c)| (*i, c.id)).collect();
+        for (&i, &id) in &ids {
+            let s = &keyed.series[i as usize];
+            self.pending.name(id, s.tenant, s.metric);
+        }
         let late = prepared.acc.late_tenants(&keyed.series, (self.report.started_ms / 1000) as i64);
         self.pending.read_batches(key, batches);
         self.pending.fold(prepared, &ids, late)?;
@@ -543,7 +597,10 @@ impl Work<'_> {
     }
 
     async fn commit(&self, pending: &mut Pending) -> Result<(), RollupError> {
-        let series = pending.take_series();
+        let mut series = pending.take_series();
+        let mut parts = proto::d1::JsonLists::default();
+        head::parts(&mut series, &pending.names, |p| parts.push(&store::head::item(&p)))?;
+        let parts = parts.finish();
         let places: Vec<(i64, Slot)> = series.keys().copied().collect();
         let stored = store::aggregates::stored(self.db, &places).await?;
         drop(places);
@@ -557,6 +614,6 @@ impl Work<'_> {
         let commit_id = format!("{}-{}", self.holder, self.report.commits + 1);
         let now_ms = worker::Date::now().as_millis();
         let lease = store::lease::keep(self.db, self.holder, now_ms + LEASE_MS)?;
-        store::commit(self.db, lease, &commit_id, &what, writes, pending, now_ms).await
+        store::commit(self.db, lease, &commit_id, &what, (parts, writes), pending, now_ms).await
     }
 }

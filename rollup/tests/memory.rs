@@ -93,7 +93,15 @@ fn peak_of(archive: &[u8]) -> (isize, u64, u32) {
         let mut pending = Pending::default();
         let mut ids_by_hash: HashMap<u128, i64> = HashMap::new();
         let mut commit = |pending: &mut Pending| {
-            let series = pending.take_series();
+            let mut series = pending.take_series();
+            // The minutes become head parts, bound as hex in JSON lists
+            // (store::head::writes); the hours and days are merged as rows.
+            let mut lists = proto::d1::JsonLists::default();
+            rollup::head::parts(&mut series, &pending.names, |p| {
+                lists.push(&json!([p.hour_start, p.tenant, p.metric, p.part, proto::d1::hex(&p.body)]))
+            })
+            .expect("head parts");
+            assert!(!lists.is_empty());
             // At steady state every bucket is already in D1 (the open hour
             // and day, the minute the last run began): the commit holds a
             // stored row beside each pending one and merges them.
@@ -111,7 +119,9 @@ fn peak_of(archive: &[u8]) -> (isize, u64, u32) {
                 let mut ids: HashMap<u32, i64> = HashMap::new();
                 for (i, s) in keyed.series.iter().enumerate() {
                     let next = ids_by_hash.len() as i64;
-                    ids.insert(i as u32, *ids_by_hash.entry(s.hash).or_insert(next));
+                    let id = *ids_by_hash.entry(s.hash).or_insert(next);
+                    ids.insert(i as u32, id);
+                    pending.name(id, s.tenant, s.metric);
                 }
                 pending.read_batches("k", part.batches);
                 pending.fold(prepared, &ids, Vec::new()).expect("folded");
@@ -182,4 +192,64 @@ fn one_archive_stays_well_inside_a_worker() {
             assert_eq!(commits, 1, "{name}");
         }
     }
+}
+
+/// Compacting the largest group the guard allows: an hour of 2,000 series
+/// (`MAX_SERIES_PER_METRIC`'s default) of one metric, each minute of 60
+/// latency samples, written by 60 commits. Compaction reads the group's
+/// head rows and decodes them a few hundred series at a time
+/// (`rollup::head::DECODE_BUDGET_BYTES`); the blocks, bound as hex in JSON
+/// lists, are held until the group's transaction.
+#[test]
+fn compacting_the_largest_group_stays_well_inside_a_worker() {
+    use proto::aggregate::{head, Aggregate};
+    use proto::point::{Point, Value};
+    const SERIES: i64 = 2_000;
+    const HOUR: i64 = 1_800_000_000 / 3600 * 3600;
+    let parts: Vec<Vec<u8>> = (0..60)
+        .flat_map(|minute| {
+            let start = HOUR + minute * 60;
+            let aggregates: Vec<Aggregate> = (0..SERIES)
+                .map(|s| {
+                    let mut a = Aggregate::empty(true, "ms");
+                    for i in 0..60u64 {
+                        // Log-normal-ish latencies around 40 ms.
+                        let v = 40.0 * (((s as u64 * 7919 + i * 104_729 + minute as u64) % 1000) as f64 / 250.0 - 2.0).exp();
+                        a.add_point(&Point {
+                            time_unix_nano: (start as u64 * 1000 + i * 900) * 1_000_000,
+                            value: Some(Value::Gauge(v)),
+                            ..Default::default()
+                        });
+                    }
+                    a
+                })
+                .collect();
+            let members: Vec<head::Minutes<'_>> = aggregates.iter().enumerate().map(|(s, a)| (s as i64, vec![(start, a)])).collect();
+            head::encode(HOUR, &members).expect("encoded")
+        })
+        .collect();
+    let head_bytes: usize = parts.iter().map(Vec::len).sum();
+    let (blocks, peak) = proto::heap::peak_of(|| {
+        let mut lists = proto::d1::JsonLists::default();
+        let mut blocks = 0;
+        for range in rollup::head::batches(&parts, rollup::head::DECODE_BUDGET_BYTES).expect("sizes") {
+            for b in rollup::head::compact(HOUR, &parts, range, 0).expect("compacted") {
+                lists.push(&json!([b.series_id, b.seq, proto::d1::hex(&b.body)]));
+                blocks += 1;
+            }
+        }
+        (blocks, lists.finish())
+    });
+    let peak = peak as isize;
+    let list_bytes: usize = blocks.1.iter().map(String::len).sum();
+    eprintln!(
+        "compaction: {} head parts of {:.1} MB, {} blocks, {:.1} MB of lists, peak {:.1} MB",
+        parts.len(),
+        mb(head_bytes as isize),
+        blocks.0,
+        mb(list_bytes as isize),
+        mb(peak)
+    );
+    assert_eq!(blocks.0, SERIES as usize);
+    assert!(peak < MAX_PEAK, "peak {:.1} MB, more than {:.0} MB", mb(peak), mb(MAX_PEAK));
 }

@@ -27,7 +27,7 @@ fn closed_ranges_are_cached_until_late_data_arrives() -> anyhow::Result<()> {
     // A minute an hour ago: closed.
     let m0 = now - now % 60 - 3600;
     post_gauge(&stack, &metric, "ms", &[(m0 + 1, 10.0), (m0 + 2, 20.0)])?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 2.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 2.0).then_some(())))?;
 
     let max = format!("/api/v1/query?query={}&time={}", encode(&format!("{name}{{quantile=\"1\"}}")), m0 + 60);
     let value = |body: &Value| body["data"]["result"][0]["value"][1].clone();
@@ -56,7 +56,7 @@ fn closed_ranges_are_cached_until_late_data_arrives() -> anyhow::Result<()> {
     // in the same transaction, and the next answer includes the point.
     let before = generation()?;
     post_gauge(&stack, &metric, "ms", &[(m0 + 3, 30.0)])?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 3.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 3.0).then_some(())))?;
     assert!(generation()? > before, "the late write left the generation at {before}");
     let (status, after) = query(&stack, DEV_READ_KEY, &max)?;
     assert_eq!((status.as_str(), value(&after)), ("dashboard-api; fwd=miss; stored", "30".into()), "{after}");

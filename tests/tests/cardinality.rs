@@ -25,7 +25,7 @@ fn series_beyond_the_limit_fold_into_the_overflow_series() -> anyhow::Result<()>
 
     let counted = format!(
         "SELECT s.labels AS labels, SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
-         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 60 GROUP BY s.labels"
+         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 3600 GROUP BY s.labels"
     );
     let rows = rollup_until(&stack, Duration::from_secs(60), || {
         let rows = d1(&counted)?;

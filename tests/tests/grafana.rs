@@ -37,7 +37,7 @@ fn grafanas_call_sequence() -> anyhow::Result<()> {
         .chain((101..=200u64).map(|i| (m0 + 60 + i % 60, i as f64, "search")))
         .collect();
     post_labelled_gauge(&stack, DEV_INGEST_KEY, &metric, "ms", &service, &points)?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 200.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 200.0).then_some(())))?;
     let (start, end) = ((m0 - 3600).to_string(), (m0 + 120).to_string());
 
     // "Save & test": the flavour, then a trivial query.

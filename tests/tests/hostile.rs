@@ -55,7 +55,7 @@ fn hostile_requests_get_4xx_and_the_service_and_its_data_survive() -> anyhow::Re
     let t0 = now_s - 120;
     let points: Vec<(u64, f64)> = (1..=100).map(|v| (t0, f64::from(v))).collect();
     post_gauge(&stack, &metric, "ms", &points)?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 100.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 100.0).then_some(())))?;
     let at = (now_s / 60 + 2) * 60;
     let before = readback(&stack, &metric, at)?;
     assert_eq!(before, ["50", "99", "100"]);
@@ -145,7 +145,7 @@ fn hostile_requests_get_4xx_and_the_service_and_its_data_survive() -> anyhow::Re
     // Everything still serves, and the data from before is as it was.
     let after = unique("hostile.after");
     post_gauge(&stack, &after, "ms", &[(t0, 7.0)])?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&after, 60)? == 1.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&after, 3600)? == 1.0).then_some(())))?;
     assert_eq!(readback(&stack, &metric, at)?, before);
     assert!(rollup_status(&stack)?["last_run"].is_object());
     Ok(())
@@ -162,7 +162,7 @@ fn a_query_beyond_its_budget_is_refused_before_it_is_read() -> anyhow::Result<()
     let points: Vec<(u64, f64, String)> = (0..30).map(|i| (t0, f64::from(i), format!("{i:02}"))).collect();
     let refs: Vec<(u64, f64, &str)> = points.iter().map(|(t, v, l)| (*t, *v, l.as_str())).collect();
     post_labelled_gauge(&stack, DEV_INGEST_KEY, &metric, "ms", "i", &refs)?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 30.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 30.0).then_some(())))?;
     let name = metric.replace('.', "_");
     // A day at a minute's step: 30 series × 1,441 buckets > 30,000.
     let end = (now_s / 60) * 60;
@@ -194,9 +194,9 @@ fn a_timeless_body_sent_twice_counts_twice() -> anyhow::Result<()> {
         "sum": { "aggregationTemporality": 1, "isMonotonic": true, "dataPoints": [{ "asInt": "1" }] } }] }] }] });
     post_accepted(&stack, DEV_INGEST_KEY, &body)?;
     post_accepted(&stack, DEV_INGEST_KEY, &body)?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? >= 2.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? >= 2.0).then_some(())))?;
     run_rollup(&stack)?;
-    assert_eq!(counted(&metric, 60)?, 2.0);
+    assert_eq!(counted(&metric, 3600)?, 2.0);
     Ok(())
 }
 
@@ -208,7 +208,7 @@ fn repeated_time_parameters_are_not_one_cache_entry() -> anyhow::Result<()> {
     // Two minutes, well closed, with different values.
     let (a, b) = ((now_s / 60 - 30) * 60, (now_s / 60 - 20) * 60);
     post_gauge(&stack, &metric, "", &[(a, 1.0), (b, 2.0)])?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 2.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 2.0).then_some(())))?;
     let name = encode(&metric.replace('.', "_"));
     let at = |first: u64, second: u64| -> anyhow::Result<Value> {
         let r = dashboard_get(&stack, &read_auth(), &format!("/api/v1/query?query={name}&time={first}&time={second}"))?;
@@ -235,7 +235,7 @@ fn a_message_that_cannot_be_archived_is_parked_as_a_dead_letter() -> anyhow::Res
     let r = ingest_json(&stack, "/v1/metrics", &[("x-test-fault", "dead-letter")], body.to_string().as_bytes())?;
     assert_eq!(r.status, 200, "{}", r.text());
     // The request's own data is archived and counted as usual...
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 1.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 1.0).then_some(())))?;
     // ...and the unreadable message, retried until the queue gives up on
     // it, is parked under dead-letter/ and counted in /status.
     let deadline = Instant::now() + Duration::from_secs(120);

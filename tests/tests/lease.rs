@@ -23,10 +23,10 @@ fn a_run_applies_nothing_while_another_holds_the_lease() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(1000));
         run_rollup(&stack)?;
     }
-    assert_eq!(counted(&metric, 60)?, 0.0, "nothing applied under another run's lease");
+    assert_eq!(counted(&metric, 3600)?, 0.0, "nothing applied under another run's lease");
 
     d1("DELETE FROM rollup_lease WHERE holder = 'e2e-other-run'")?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 2.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 2.0).then_some(())))?;
     let status = rollup_status(&stack)?;
     let last = &status["last_run"];
     assert_eq!(last["outcome"], "ok", "{status}");

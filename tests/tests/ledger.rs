@@ -50,7 +50,7 @@ fn a_run_commits_all_its_archives_in_one_transaction() -> anyhow::Result<()> {
         let applied = applied_archive_keys(now_s * 1000 - 60_000)?;
         Ok(keys.iter().all(|k| applied.contains(k)).then_some(()))
     })?;
-    assert_eq!(counted(&metric, 60)?, 60.0, "every point once");
+    assert_eq!(counted(&metric, 3600)?, 60.0, "every point once");
     let list = keys.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(",");
     let commits =
         count(&format!("SELECT COUNT(DISTINCT a.commit_id) AS n FROM ledger_archives a, json_each(a.keys) j WHERE j.value IN ({list})"))?;
@@ -91,7 +91,7 @@ fn ledger_rows_from_before_the_upgrade_are_still_honoured() -> anyhow::Result<()
     run_rollup(&stack)?;
     let sum = d1(&format!(
         "SELECT SUM(a.count) AS n, SUM(a.sum) AS s FROM aggregates a JOIN series s ON s.id = a.series_id \
-         WHERE s.metric = '{metric}' AND a.resolution = 60"
+         WHERE s.metric = '{metric}' AND a.resolution = 3600"
     ))?;
     assert_eq!(sum[0]["n"].as_f64(), Some(1.0), "only the fresh batch counts: {sum:?}");
     assert_eq!(sum[0]["s"].as_f64(), Some(3.0), "{sum:?}");

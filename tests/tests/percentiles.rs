@@ -47,7 +47,7 @@ fn quantile(stack: &Stack, metric: &str, phi: f64, t: u64) -> anyhow::Result<Opt
 fn check(stack: &Stack, metric: &str, values: &mut [f64], t: u64) -> anyhow::Result<()> {
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    rollup_until(stack, Duration::from_secs(60), || Ok((counted(metric, 60)? == n as f64).then_some(())))?;
+    rollup_until(stack, Duration::from_secs(60), || Ok((counted(metric, 3600)? == n as f64).then_some(())))?;
     for phi in QUANTILES {
         let want = exact(values, phi);
         let got = quantile(stack, metric, phi, t)?.ok_or_else(|| anyhow::anyhow!("no value for φ = {phi}"))?;

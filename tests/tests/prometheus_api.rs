@@ -44,7 +44,7 @@ fn range_queries_catalog_and_tenant_isolation() -> anyhow::Result<()> {
     post_accepted(&stack, OTHER_INGEST_KEY, &other)?;
     rollup_until(&stack, Duration::from_secs(60), || {
         let n = d1(&format!(
-            "SELECT SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{lat}' AND a.resolution = 60"
+            "SELECT SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{lat}' AND a.resolution = 3600"
         ))?;
         Ok((n.first().and_then(|r| r["n"].as_f64()) == Some(401.0)).then_some(()))
     })?;

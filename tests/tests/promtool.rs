@@ -50,7 +50,7 @@ fn promtool_queries_the_dashboard_api() -> anyhow::Result<()> {
     post_labelled_gauge(&stack, DEV_INGEST_KEY, &metric, "ms", &route, &points)?;
     // The other tenant: the same metric and label, a value of its own.
     post_labelled_gauge(&stack, OTHER_INGEST_KEY, &metric, "ms", &route, &[(m0, 5000.0, "/secret")])?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 200.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 200.0).then_some(())))?;
 
     // Grafana-style Basic auth: any user, the read key as the password.
     let host = stack.dashboard.trim_start_matches("http://");

@@ -35,7 +35,7 @@ fn an_archive_that_keeps_failing_is_set_aside_and_the_ones_behind_it_are_applied
     let metric = unique("behind.poison");
     let t = now_ms / 1000 - 60;
     post_gauge(&stack, &metric, "ms", &[(t, 1.0), (t, 2.0)])?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 2.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 2.0).then_some(())))?;
 
     // Three failing runs in a row set it aside.
     let status = rollup_until(&stack, Duration::from_secs(60), || {
@@ -94,7 +94,7 @@ fn one_series_in_another_unit_or_kind_does_not_fail_the_archive() -> anyhow::Res
     // The ms gauge and the s gauge (as 2,000 ms) in one series.
     let rows = d1(&format!(
         "SELECT s.unit AS unit, s.kind AS kind, a.count AS n, a.sum AS sum FROM aggregates a JOIN series s ON s.id = a.series_id \
-         WHERE s.metric = '{metric}' AND a.resolution = 60"
+         WHERE s.metric = '{metric}' AND a.resolution = 3600"
     ))?;
     assert_eq!(rows.len(), 1, "one series: {rows:?}");
     assert_eq!((rows[0]["unit"].as_str(), rows[0]["kind"].as_str()), (Some("ms"), Some("gauge")), "{rows:?}");
@@ -114,8 +114,8 @@ fn sums_beyond_the_largest_double_saturate_instead_of_failing() -> anyhow::Resul
     // Two gauges of 1.7e308 in one bucket summed to Infinity, stored as
     // null, which failed the archive on every run.
     post_gauge(&stack, &metric, "", &[(t, 1.7e308), (t, 1.7e308)])?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 2.0).then_some(())))?;
-    let rows = d1(&format!("SELECT a.sum AS sum, a.max AS max FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{metric}' AND a.resolution = 60"))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 2.0).then_some(())))?;
+    let rows = d1(&format!("SELECT a.sum AS sum, a.max AS max FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{metric}' AND a.resolution = 3600"))?;
     assert_eq!(rows[0]["sum"].as_f64(), Some(f64::MAX), "{rows:?}");
     assert_eq!(rows[0]["max"].as_f64(), Some(1.7e308));
     Ok(())
@@ -133,10 +133,10 @@ fn every_double_is_stored_exactly() -> anyhow::Result<()> {
     let labels: Vec<String> = (0..values.len()).map(|i| format!("v{i}")).collect();
     let points: Vec<(u64, f64, &str)> = values.iter().zip(&labels).map(|(&v, l)| (t, v, l.as_str())).collect();
     post_labelled_gauge(&stack, DEV_INGEST_KEY, &metric, "", "which", &points)?;
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == values.len() as f64).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == values.len() as f64).then_some(())))?;
     let rows = d1(&format!(
         "SELECT s.labels->>'$.which' AS which, a.sum AS sum, a.min AS min, a.max AS max, a.last AS last \
-         FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{metric}' AND a.resolution = 60"
+         FROM aggregates a JOIN series s ON s.id = a.series_id WHERE s.metric = '{metric}' AND a.resolution = 3600"
     ))?;
     assert_eq!(rows.len(), values.len(), "{rows:?}");
     for row in &rows {

@@ -27,11 +27,13 @@ fn send(stack: &Stack, metric: &str, points: serde_json::Value) -> anyhow::Resul
     Ok(())
 }
 
-/// Minute points per series label JSON of `metric` in the dev tenant.
+/// Points of the last day per series label JSON of `metric` in the dev
+/// tenant, from its hour rows (minutes are in head and block blobs).
 fn minute_counts(metric: &str) -> anyhow::Result<Vec<(String, f64)>> {
     let sql = format!(
         "SELECT s.labels AS labels, SUM(a.count) AS n FROM aggregates a JOIN series s ON s.id = a.series_id \
-         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 60 GROUP BY s.labels ORDER BY s.labels"
+         WHERE s.tenant = 'dev' AND s.metric = '{metric}' AND a.resolution = 3600 \
+         AND a.bucket_start >= CAST(strftime('%s', 'now') AS INTEGER) - 86400 GROUP BY s.labels ORDER BY s.labels"
     );
     Ok(d1(&sql)?.iter().map(|r| (r["labels"].as_str().unwrap_or_default().to_owned(), r["n"].as_f64().unwrap_or(0.0))).collect())
 }
@@ -160,7 +162,7 @@ fn cumulative_states_go_once_every_bucket_they_counted_into_has_expired() -> any
         "sum": { "aggregationTemporality": 2, "isMonotonic": true, "dataPoints": [point] } }] }] }] });
     let r = post_metrics_json(&stack, &body.to_string())?;
     anyhow::ensure!(r.status == 200, "ingest answered {}: {}", r.status, r.text());
-    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 60)? == 1.0).then_some(())))?;
+    rollup_until(&stack, Duration::from_secs(60), || Ok((counted(&metric, 3600)? == 1.0).then_some(())))?;
     let seen = d1("SELECT MAX(seen_ms) AS newest FROM cumulative_state")?;
     let unset = d1("SELECT COUNT(*) AS n FROM cumulative_state WHERE seen_ms IS NULL")?;
     assert_eq!(unset[0]["n"], 0.0, "every state has its time");

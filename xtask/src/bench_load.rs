@@ -70,7 +70,7 @@ fn cron(agent: &ureq::Agent, stack: &Stack, group: u32, state: &std::path::Path)
     std::thread::sleep(Duration::from_millis(300));
     let cpu_s = workerd_cpu(group)? - before;
     let report = last_run(agent, &stack.urls)?;
-    let newest_ms = d1_number(state, "SELECT MAX(last_time_ms) AS n FROM aggregates WHERE resolution = 60")?;
+    let newest_ms = d1_number(state, "SELECT MAX(last_time_ms) AS n FROM aggregates WHERE resolution = 3600")?;
     let finished_ms = report["finished_ms"].as_f64().unwrap_or(0.0);
     let staleness_s = if newest_ms > 0.0 { (finished_ms - newest_ms).max(0.0) / 1000.0 } else { 0.0 };
     let run = Run { wall_s, cpu_s, staleness_s, report };

@@ -22,6 +22,21 @@ pub struct SeriesData {
 }
 
 impl SeriesData {
+    /// Sorts the buckets by start and merges those that start together: a
+    /// minute can come from several places (blocks of one hour written at
+    /// different times, head rows, minute rows of before migration 0011).
+    pub fn settle(&mut self) {
+        self.buckets.sort_by_key(|(s, _)| *s);
+        let mut out: Vec<(i64, Aggregate)> = Vec::with_capacity(self.buckets.len());
+        for (start, agg) in self.buckets.drain(..) {
+            match out.last_mut() {
+                Some((s, last)) if *s == start => last.merge(&agg),
+                _ => out.push((start, agg)),
+            }
+        }
+        self.buckets = out;
+    }
+
     /// The merge of the buckets of the window ending at `t`: those that
     /// start in [t − w, t). Each bucket belongs to the one window that holds
     /// its start, so consecutive windows of a range query partition the
@@ -77,6 +92,20 @@ mod tests {
         assert_eq!(s.window(180.0, 180.0).unwrap().count, 3);
         assert_eq!(s.window(360.0, 180.0).unwrap().count, 1);
         assert!(s.window(1000.0, 60.0).is_none());
+    }
+
+    #[test]
+    fn settling_sorts_and_merges_buckets_of_one_start() {
+        let mut s = SeriesData {
+            prom_name: "m".into(),
+            labels: vec![],
+            kind: Kind::Gauge,
+            field: Field::Value,
+            buckets: vec![(120, agg(3.0)), (0, agg(1.0)), (120, agg(5.0)), (60, agg(2.0)), (0, agg(7.0))],
+        };
+        s.settle();
+        let got: Vec<(i64, u64, f64)> = s.buckets.iter().map(|(t, a)| (*t, a.count, a.sum.value())).collect();
+        assert_eq!(got, [(0, 2, 8.0), (60, 1, 2.0), (120, 2, 8.0)]);
     }
 
     #[test]

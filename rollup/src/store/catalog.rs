@@ -2,10 +2,12 @@
 //! metric are active (for the cardinality guard), and the sweep that
 //! deletes series with no kept bucket.
 //!
-//! A series is *active* while it has a minute bucket within the minute
-//! retention: a label value that churns (a pod name, a deploy id) stops
-//! counting against its metric's limit two days (by default) after its
-//! last point, and its catalog row goes once its last bucket has expired.
+//! A series is *active* while it has an hour bucket starting within the
+//! minute retention (rounded down to the hour; hour rows are the finest
+//! that are written every run, minutes go to the head): a label value that
+//! churns (a pod name, a deploy id) stops counting against its metric's
+//! limit two days (by default) after its last point, and its catalog row
+//! goes once its last bucket has expired.
 
 use super::{prepare, rows};
 use crate::error::{Context, RollupError};
@@ -24,14 +26,19 @@ pub struct Catalog {
     pub id: i64,
     pub kind: Kind,
     pub unit: String,
-    /// Whether it had a minute bucket from `first_minute` on when read, or
+    /// Whether it had an hour bucket from `first_minute`'s hour on when read, or
     /// was admitted by the guard this run.
     pub active: bool,
 }
 
-/// SQL that is true for a series `s` with a minute bucket starting at or
-/// after the bound parameter: the series is active.
-const ACTIVE: &str = "EXISTS (SELECT 1 FROM aggregates a WHERE a.series_id = s.id AND a.resolution = 60 AND a.bucket_start >= ?)";
+/// SQL that is true for a series `s` with an hour bucket starting at or
+/// after the bound parameter ([`active_from`]): the series is active.
+const ACTIVE: &str = "EXISTS (SELECT 1 FROM aggregates a WHERE a.series_id = s.id AND a.resolution = 3600 AND a.bucket_start >= ?)";
+
+/// The bound value of [`ACTIVE`] for the first kept minute.
+fn active_from(first_minute: i64) -> JsValue {
+    num((first_minute - first_minute.rem_euclid(3600)) as f64)
+}
 
 /// Bytes of bound values one statement, and one batch of statements, of
 /// the catalog lookups carry at most: a series' labels can be 74 KB.
@@ -82,7 +89,7 @@ pub async fn lookup_series(db: &Db, series: &[(u32, &Series<'_>)], first_minute:
             );
             let mut params: Vec<JsValue> =
                 chunk.iter().flat_map(|(i, s)| [num(f64::from(*i)), s.tenant.into(), s.metric.into(), s.json().into()]).collect();
-            params.push(num(first_minute as f64));
+            params.push(active_from(first_minute));
             selects.push(prepare(db, &sql, &params)?);
         }
         for r in rows::<Found>(db, selects, "reading series ids").await? {
@@ -159,7 +166,7 @@ pub async fn active_counts(
         );
         let except: Vec<i64> = chunk.iter().filter_map(|m| admitted.get(m)).flatten().copied().collect();
         let mut params: Vec<JsValue> = chunk.iter().flat_map(|(t, m)| [t.as_str().into(), m.as_str().into()]).collect();
-        params.push(num(first_minute as f64));
+        params.push(active_from(first_minute));
         params.push(serde_json::to_string(&except).unwrap_or_else(|_| "[]".into()).into());
         selects.push(prepare(db, &sql, &params)?);
     }

@@ -7,6 +7,7 @@ pub mod aggregates;
 pub mod catalog;
 pub mod cumulative;
 pub mod failures;
+pub mod head;
 pub mod lease;
 pub mod ledger;
 
@@ -54,8 +55,9 @@ pub fn set_state(db: &Db, name: &str, value: &str) -> Result<D1PreparedStatement
     )
 }
 
-/// Commits `pending` (whose aggregates are already planned as `writes`;
-/// `what` names it in errors) in one transaction: the lease check, every aggregate and cumulative state,
+/// Commits `pending` (whose minutes are already encoded as lists of head `parts`
+/// and whose hour and day aggregates are planned as `writes`; `what` names
+/// it in errors) in one transaction: the lease check, every aggregate and cumulative state,
 /// the ledger entries and the cache generations of tenants with late data.
 /// Either all of it changes or none does; a batch or row another run wrote
 /// meanwhile fails it (primary key or version guard), so nothing is
@@ -65,11 +67,12 @@ pub async fn commit(
     lease: D1PreparedStatement,
     commit_id: &str,
     what: &str,
-    writes: Lists,
+    (parts, writes): (Vec<String>, Lists),
     pending: &Pending,
     now_ms: u64,
 ) -> Result<(), RollupError> {
     let mut statements = vec![lease];
+    statements.extend(head::writes(db, commit_id, parts)?);
     statements.extend(aggregates::writes(db, writes)?);
     statements.extend(cumulative::writes(db, pending.states.values())?);
     statements.extend(ledger::entries(db, commit_id, pending, now_ms)?);
@@ -88,11 +91,13 @@ pub async fn commit(
 }
 
 /// Deletes at most `limit` expired rows from each resolution of
-/// `aggregates` and from each ledger table, in one batch. Ledger entries go
-/// only once they are older than the dedup window and behind `cursor`.
+/// `aggregates`, from `blocks` and from each ledger table, in one batch.
+/// Ledger entries go only once they are older than the dedup window and
+/// behind `cursor`.
 pub async fn expire(db: &Db, cutoffs: &Cutoffs, cursor: Option<&str>, limit: u32) -> Result<Expired, RollupError> {
     let mut statements = aggregates::expire(db, cutoffs, limit)?;
     let aggregate_statements = statements.len();
+    statements.push(head::expire(db, cutoffs.first_kept(60), limit)?);
     // Nothing is behind the cursor until it exists.
     if let Some(cursor) = cursor {
         statements.extend(ledger::expire(db, cutoffs, cursor, limit)?);
@@ -102,6 +107,8 @@ pub async fn expire(db: &Db, cutoffs: &Cutoffs, cursor: Option<&str>, limit: u32
         let changes = result.meta().during("deleting expired rows")?.and_then(|m| m.changes).unwrap_or(0) as u64;
         if i < aggregate_statements {
             out.aggregates += changes;
+        } else if i == aggregate_statements {
+            out.blocks += changes;
         } else {
             out.ledger += changes;
         }
