@@ -292,8 +292,9 @@ impl Work<'_> {
             last: Option<T>,
         }
         let what = "sweeping series";
-        let after_series = store::state(self.db, SERIES_SWEEP).await?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        let after_state = store::state(self.db, STATE_SWEEP).await?.unwrap_or_default();
+        let mut cursors = store::states(self.db, &[SERIES_SWEEP, STATE_SWEEP]).await?;
+        let after_series = cursors.get(SERIES_SWEEP).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let after_state = cursors.remove(STATE_SWEEP).unwrap_or_default();
         let lease = store::lease::keep(self.db, self.holder, worker::Date::now().as_millis() + LEASE_MS)?;
         let [last_series, delete_series] = store::catalog::sweep(self.db, after_series)?;
         let before_ms = (self.cutoffs.first_kept(86_400).max(0) as u64).saturating_mul(1000);

@@ -47,6 +47,18 @@ pub async fn state(db: &Db, name: &str) -> Result<Option<String>, RollupError> {
     Ok(rows::<V>(db, vec![statement], "reading rollup state").await?.pop().map(|v| v.value))
 }
 
+/// Several named values of `rollup_state`, read in one statement.
+pub async fn states(db: &Db, names: &[&str]) -> Result<std::collections::HashMap<String, String>, RollupError> {
+    #[derive(Deserialize)]
+    struct V {
+        name: String,
+        value: String,
+    }
+    let list = serde_json::Value::from(names).to_string();
+    let statement = prepare(db, "SELECT name, value FROM rollup_state WHERE name IN (SELECT value FROM json_each(?1))", &[list.into()])?;
+    Ok(rows::<V>(db, vec![statement], "reading rollup state").await?.into_iter().map(|v| (v.name, v.value)).collect())
+}
+
 pub fn set_state(db: &Db, name: &str, value: &str) -> Result<D1PreparedStatement, RollupError> {
     prepare(
         db,
