@@ -28,6 +28,15 @@ const MAX_PEAK: isize = 48 << 20;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
 
+/// The allocator's counters are global and the tests of one binary run in
+/// parallel threads: each test holds this lock, so that one test's peak
+/// never includes another's allocations.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// An archive as the queue consumer writes it: the concatenated messages
 /// ingest made of these OTLP/JSON requests.
 fn archive(requests: impl IntoIterator<Item = serde_json::Value>) -> Vec<u8> {
@@ -142,10 +151,9 @@ fn mb(bytes: isize) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-/// Cases measured in one test: the allocator's counters are global, and
-/// tests of one binary run in parallel threads.
 #[test]
 fn one_archive_stays_well_inside_a_worker() {
+    let _alone = alone();
     // 1. Hostile: 64 labels at the length limits (63 resource labels of
     //    128-byte names and 1,024-byte values, 74 KB, and the point's own)
     //    on points of one series; ten such requests in one delivery.
@@ -202,6 +210,7 @@ fn one_archive_stays_well_inside_a_worker() {
 /// lists, are held until the group's transaction.
 #[test]
 fn compacting_the_largest_group_stays_well_inside_a_worker() {
+    let _alone = alone();
     use proto::aggregate::{head, Aggregate};
     use proto::point::{Point, Value};
     const SERIES: i64 = 2_000;
