@@ -36,13 +36,27 @@ impl Kept {
 
     /// Reads the vars through `var`, using the default for any that is
     /// unset. The error names the var and its value.
+    ///
+    /// A coarser resolution must be kept at least as long as a finer one:
+    /// queries fall back to the coarser buckets once the finer are gone,
+    /// and the rollup keeps a series (and its minute blocks) only while its
+    /// hour buckets are kept, so shorter hours than minutes would leave
+    /// minutes nobody can find.
     pub fn from_vars(var: &impl Fn(&str) -> Option<String>) -> Result<Kept, String> {
         let d = Kept::default();
-        Ok(Kept {
+        let kept = Kept {
             minute_days: crate::vars::positive(var, RETENTION_1M_DAYS, d.minute_days)?,
             hour_days: crate::vars::positive(var, RETENTION_1H_DAYS, d.hour_days)?,
             day_days: crate::vars::positive(var, RETENTION_1D_DAYS, d.day_days)?,
-        })
+        };
+        if kept.minute_days > kept.hour_days || kept.hour_days > kept.day_days {
+            return Err(format!(
+                "{RETENTION_1M_DAYS} ({}) <= {RETENTION_1H_DAYS} ({}) <= {RETENTION_1D_DAYS} ({}) must hold: \
+                 a coarser resolution is kept at least as long as a finer one",
+                kept.minute_days, kept.hour_days, kept.day_days
+            ));
+        }
+        Ok(kept)
     }
 
     /// Days the buckets of `resolution` seconds are kept.
@@ -117,6 +131,23 @@ mod tests {
         assert_eq!(kept, Kept { hour_days: 30, ..Kept::default() });
         let e = Kept::from_vars(&|k| (k == RETENTION_1D_DAYS).then(|| "0".to_string())).unwrap_err();
         assert!(e.contains("RETENTION_1D_DAYS must be a whole number") && e.contains("\"0\""), "{e}");
+    }
+
+    #[test]
+    fn a_coarser_resolution_is_kept_at_least_as_long_as_a_finer_one() {
+        let vars = |m: &'static str, h: &'static str, d: &'static str| {
+            move |k: &str| match k {
+                RETENTION_1M_DAYS => Some(m.to_string()),
+                RETENTION_1H_DAYS => Some(h.to_string()),
+                RETENTION_1D_DAYS => Some(d.to_string()),
+                _ => None,
+            }
+        };
+        assert_eq!(Kept::from_vars(&vars("7", "7", "7")), Ok(Kept { minute_days: 7, hour_days: 7, day_days: 7 }));
+        for (m, h, d) in [("8", "7", "730"), ("2", "800", "730")] {
+            let e = Kept::from_vars(&vars(m, h, d)).unwrap_err();
+            assert!(e.contains("RETENTION_1M_DAYS") && e.contains(&format!("({h})")) && e.contains("must hold"), "{e}");
+        }
     }
 
     #[test]
